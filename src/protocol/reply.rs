@@ -24,7 +24,11 @@ pub struct EnhancedCode {
 impl EnhancedCode {
     /// Builds an enhanced code from its three parts.
     pub const fn new(class: u8, subject: u16, detail: u16) -> Self {
-        Self { class, subject, detail }
+        Self {
+            class,
+            subject,
+            detail,
+        }
     }
 }
 
@@ -101,13 +105,25 @@ const fn ec(class: u8, subject: u16, detail: u16) -> Option<EnhancedCode> {
 impl Reply {
     /// A one-line reply.
     pub fn new(code: u16, enhanced: Option<EnhancedCode>, text: impl Into<String>) -> Self {
-        Self { code, enhanced, lines: vec![text.into()] }
+        Self {
+            code,
+            enhanced,
+            lines: vec![text.into()],
+        }
     }
 
     /// A reply of several lines; an empty list becomes one empty line.
     pub fn multiline(code: u16, enhanced: Option<EnhancedCode>, lines: Vec<String>) -> Self {
-        let lines = if lines.is_empty() { vec![String::new()] } else { lines };
-        Self { code, enhanced, lines }
+        let lines = if lines.is_empty() {
+            vec![String::new()]
+        } else {
+            lines
+        };
+        Self {
+            code,
+            enhanced,
+            lines,
+        }
     }
 
     /// True for 2xx and 3xx replies, which let the command take effect.
@@ -202,7 +218,11 @@ impl Reply {
 
     /// `252 2.5.0` for VRFY, which this server never answers definitively.
     pub fn cannot_verify() -> Self {
-        Self::new(252, ec(2, 5, 0), "Cannot VRFY user, but will accept message and attempt delivery")
+        Self::new(
+            252,
+            ec(2, 5, 0),
+            "Cannot VRFY user, but will accept message and attempt delivery",
+        )
     }
 
     /// `214 2.0.0` for HELP.
@@ -254,12 +274,20 @@ impl Reply {
 
     /// `500 5.5.6` for a line longer than the limit.
     pub fn line_too_long(max_octets: usize) -> Self {
-        Self::new(500, ec(5, 5, 6), format!("Line too long (limit is {max_octets} octets)"))
+        Self::new(
+            500,
+            ec(5, 5, 6),
+            format!("Line too long (limit is {max_octets} octets)"),
+        )
     }
 
     /// `552 5.3.4` for a message larger than the advertised SIZE.
     pub fn message_too_big(max_bytes: u64) -> Self {
-        Self::new(552, ec(5, 3, 4), format!("Message size exceeds fixed limit of {max_bytes} bytes"))
+        Self::new(
+            552,
+            ec(5, 3, 4),
+            format!("Message size exceeds fixed limit of {max_bytes} bytes"),
+        )
     }
 
     /// `452 4.5.3` for one recipient too many.
@@ -274,17 +302,29 @@ impl Reply {
 
     /// `421 4.4.2` for a client that went silent too long.
     pub fn idle_timeout(hostname: &str) -> Self {
-        Self::new(421, ec(4, 4, 2), format!("{hostname} Error: timeout exceeded"))
+        Self::new(
+            421,
+            ec(4, 4, 2),
+            format!("{hostname} Error: timeout exceeded"),
+        )
     }
 
     /// `421 4.3.2` when the server shuts down.
     pub fn shutting_down(hostname: &str) -> Self {
-        Self::new(421, ec(4, 3, 2), format!("{hostname} Service shutting down, closing connection"))
+        Self::new(
+            421,
+            ec(4, 3, 2),
+            format!("{hostname} Service shutting down, closing connection"),
+        )
     }
 
     /// `421 4.7.0` past the server's session limit.
     pub fn too_many_sessions(hostname: &str) -> Self {
-        Self::new(421, ec(4, 7, 0), format!("{hostname} Too many concurrent sessions"))
+        Self::new(
+            421,
+            ec(4, 7, 0),
+            format!("{hostname} Too many concurrent sessions"),
+        )
     }
 
     /// `451 4.3.0` when the server could not store an accepted message.
@@ -327,12 +367,18 @@ mod tests {
     #[test]
     fn multiline_reply_uses_dashes_and_repeats_the_enhanced_code() {
         let reply = Reply::multiline(421, ec(4, 3, 2), vec!["a".into(), "b".into(), "c".into()]);
-        assert_eq!(wire(&reply), "421-4.3.2 a\r\n421-4.3.2 b\r\n421 4.3.2 c\r\n");
+        assert_eq!(
+            wire(&reply),
+            "421-4.3.2 a\r\n421-4.3.2 b\r\n421 4.3.2 c\r\n"
+        );
     }
 
     #[test]
     fn reply_without_enhanced_code_is_code_and_text() {
-        assert_eq!(wire(&Reply::start_data()), "354 End data with <CR><LF>.<CR><LF>\r\n");
+        assert_eq!(
+            wire(&Reply::start_data()),
+            "354 End data with <CR><LF>.<CR><LF>\r\n"
+        );
     }
 
     #[test]
@@ -343,9 +389,17 @@ mod tests {
 
     #[test]
     fn enhanced_codes_parse_and_reject_nonsense() {
-        assert_eq!("4.4.316".parse::<EnhancedCode>().unwrap(), EnhancedCode::new(4, 4, 316));
-        for bad in ["", "4", "4.4", "3.0.0", "4.4.4.4", "4.x.1", "4.1000.1", "44.1.1", "4..1"] {
-            assert!(bad.parse::<EnhancedCode>().is_err(), "{bad:?} should be rejected");
+        assert_eq!(
+            "4.4.316".parse::<EnhancedCode>().unwrap(),
+            EnhancedCode::new(4, 4, 316)
+        );
+        for bad in [
+            "", "4", "4.4", "3.0.0", "4.4.4.4", "4.x.1", "4.1000.1", "44.1.1", "4..1",
+        ] {
+            assert!(
+                bad.parse::<EnhancedCode>().is_err(),
+                "{bad:?} should be rejected"
+            );
         }
     }
 }

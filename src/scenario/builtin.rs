@@ -1,0 +1,119 @@
+//! The built-in scenarios: the files of `scenarios/`, compiled into the binary so that
+//! `--scenario NAME` works from any directory.
+
+use super::Scenario;
+
+/// Each built-in scenario's file name and text.
+pub const BUILTIN: &[(&str, &str)] = &[
+    ("accept.toml", include_str!("../../scenarios/accept.toml")),
+    (
+        "connection-refused.toml",
+        include_str!("../../scenarios/connection-refused.toml"),
+    ),
+    (
+        "connection-timed-out.toml",
+        include_str!("../../scenarios/connection-timed-out.toml"),
+    ),
+    (
+        "greeting-timeout.toml",
+        include_str!("../../scenarios/greeting-timeout.toml"),
+    ),
+    (
+        "service-not-available.toml",
+        include_str!("../../scenarios/service-not-available.toml"),
+    ),
+    (
+        "tls-not-offered.toml",
+        include_str!("../../scenarios/tls-not-offered.toml"),
+    ),
+    (
+        "close-on-connect.toml",
+        include_str!("../../scenarios/close-on-connect.toml"),
+    ),
+    (
+        "reset-on-connect.toml",
+        include_str!("../../scenarios/reset-on-connect.toml"),
+    ),
+    (
+        "close-on-mail.toml",
+        include_str!("../../scenarios/close-on-mail.toml"),
+    ),
+    (
+        "reset-during-body.toml",
+        include_str!("../../scenarios/reset-during-body.toml"),
+    ),
+    (
+        "close-after-final-dot.toml",
+        include_str!("../../scenarios/close-after-final-dot.toml"),
+    ),
+    (
+        "stall-after-data.toml",
+        include_str!("../../scenarios/stall-after-data.toml"),
+    ),
+    (
+        "mailbox-full.toml",
+        include_str!("../../scenarios/mailbox-full.toml"),
+    ),
+    (
+        "slow-greeting.toml",
+        include_str!("../../scenarios/slow-greeting.toml"),
+    ),
+    (
+        "unknown-user.toml",
+        include_str!("../../scenarios/unknown-user.toml"),
+    ),
+    (
+        "message-rejected.toml",
+        include_str!("../../scenarios/message-rejected.toml"),
+    ),
+    (
+        "ehlo-rejected.toml",
+        include_str!("../../scenarios/ehlo-rejected.toml"),
+    ),
+];
+
+/// The built-in scenario called `name`, if there is one.
+pub fn builtin(name: &str) -> Option<Scenario> {
+    BUILTIN
+        .iter()
+        .find(|(file, _)| file.strip_suffix(".toml") == Some(name))
+        .map(|(file, text)| {
+            Scenario::from_toml(text, &format!("scenarios/{file}"))
+                .expect("built-in scenarios are validated by the test suite")
+        })
+}
+
+/// The names of the built-in scenarios, in catalogue order.
+pub fn builtin_names() -> Vec<&'static str> {
+    BUILTIN
+        .iter()
+        .map(|(file, _)| file.trim_end_matches(".toml"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_built_in_scenario_loads_and_is_named_after_its_file() {
+        for (file, text) in BUILTIN {
+            let scenario = Scenario::from_toml(text, file).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(format!("{}.toml", scenario.name), *file);
+        }
+    }
+
+    #[test]
+    fn the_files_on_disk_are_exactly_the_built_in_ones() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios");
+        let mut on_disk: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.ends_with(".toml"))
+            .collect();
+        on_disk.sort();
+        let mut built_in: Vec<String> = BUILTIN.iter().map(|(f, _)| f.to_string()).collect();
+        built_in.sort();
+        assert_eq!(on_disk, built_in);
+    }
+}
