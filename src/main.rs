@@ -1,1 +1,231 @@
-fn main() {}
+//! The `smtp-fault` command: parses arguments, sets up logging and calls into the library.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use smtp_fault::scenario::{self, DocumentedError, Scenario};
+use smtp_fault::tls::{self, Catalogue};
+use smtp_fault::{Server, ServerConfig};
+
+#[derive(Parser)]
+#[command(
+    name = "smtp-fault",
+    version,
+    about = "A fake destination SMTP server that fails on purpose, exactly as a scenario says",
+    after_help = "Examples:\n  \
+        smtp-fault serve --scenario connection-refused\n  \
+        smtp-fault scenarios\n  \
+        smtp-fault check my-scenario.toml\n  \
+        smtp-fault certs --out /tmp/lab-certs"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Commands,
+}
+
+#[derive(Subcommand)]
+enum Commands {
+    /// Run the server with a scenario.
+    #[command(after_help = "Examples:\n  \
+        smtp-fault serve                                    # healthy receiver on 127.0.0.1:2525\n  \
+        smtp-fault serve --scenario mailbox-full\n  \
+        smtp-fault serve --scenario ./my.toml --listen 127.0.0.1:0 --capture-dir /tmp/mail\n  \
+        smtp-fault serve --scenario cert-expired --listen-tls 127.0.0.1:4650\n\n\
+        Once ready it prints one line per listener on standard output, such as\n\
+        `listening smtp 127.0.0.1:2525`, before anything else. Logs go to standard error.")]
+    Serve(ServeArgs),
+    /// List the built-in scenarios and the error each reproduces.
+    #[command(after_help = "Example:\n  smtp-fault scenarios")]
+    Scenarios,
+    /// Validate scenario files; stops at the first bad one with its file:line:column.
+    #[command(after_help = "Example:\n  smtp-fault check scenarios/*.toml")]
+    Check {
+        /// The files to check.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Write the lab CA, its key and every certificate variant as PEM files.
+    #[command(after_help = "Examples:\n  \
+        smtp-fault certs --out /tmp/lab-certs\n  \
+        smtp-fault certs --out certs/ --new-ca          # make a brand-new lab CA")]
+    Certs {
+        /// The directory to write to; created if missing.
+        #[arg(long)]
+        out: PathBuf,
+        /// The server name the leaf certificates are for (a name under .test).
+        #[arg(long, default_value = "mx.lab.test")]
+        hostname: String,
+        /// Generate a new lab CA instead of using the built-in one.
+        #[arg(long)]
+        new_ca: bool,
+    },
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// A built-in scenario name or the path of a scenario file.
+    #[arg(long, default_value = "accept")]
+    scenario: String,
+    /// The SMTP listener's address; port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:2525")]
+    listen: SocketAddr,
+    /// Also listen for implicit TLS (port 465 style) on this address.
+    #[arg(long)]
+    listen_tls: Option<SocketAddr>,
+    /// The name the server gives itself; its certificates are for this name.
+    #[arg(long, default_value = "mx.lab.test")]
+    hostname: String,
+    /// Also write each accepted message here, as ID.eml beside ID.json.
+    #[arg(long)]
+    capture_dir: Option<PathBuf>,
+    /// The most sessions at once; past it a connection gets 421 4.7.0.
+    #[arg(long, default_value_t = 16_384)]
+    max_sessions: usize,
+    /// How logs are written to standard error.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Commands::Serve(args) => serve(args),
+        Commands::Scenarios => list_scenarios(),
+        Commands::Check { files } => check(&files),
+        Commands::Certs {
+            out,
+            hostname,
+            new_ca,
+        } => certs(&out, &hostname, new_ca),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("smtp-fault: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn serve(args: ServeArgs) -> Result<ExitCode> {
+    init_logging(args.log_format);
+    let scenario = Scenario::resolve(&args.scenario).map_err(anyhow::Error::msg)?;
+    if let Some(dir) = &args.capture_dir {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create capture directory {}", dir.display()))?;
+    }
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let config = ServerConfig {
+            scenario,
+            smtp: args.listen,
+            smtps: args.listen_tls,
+            hostname: args.hostname,
+            capture_dir: args.capture_dir,
+            max_sessions: args.max_sessions,
+            ..ServerConfig::default()
+        };
+        let server = Server::start(config).await?;
+
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, "listening smtp {}", server.smtp_addr())?;
+        if let Some(addr) = server.smtps_addr() {
+            writeln!(stdout, "listening smtps {addr}")?;
+        }
+        stdout.flush()?;
+        drop(stdout);
+        tracing::info!(scenario = %server.scenario().name, "ready");
+
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        server.shutdown().await;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+async fn wait_for_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// `other: 452 4.2.2`, `450 4.4.316 Connection refused` or `none (delivered)`.
+fn error_label(scenario: &Scenario) -> String {
+    match (scenario.reproduces.error, &scenario.reproduces.reply) {
+        (DocumentedError::Other, Some(reply)) => format!("other: {reply}"),
+        (DocumentedError::Other, None) => "other".to_string(),
+        (DocumentedError::None, _) => "none (delivered)".to_string(),
+        (error, _) => error.to_string(),
+    }
+}
+
+fn list_scenarios() -> Result<ExitCode> {
+    let mut stdout = std::io::stdout().lock();
+    for name in scenario::builtin_names() {
+        let scenario = scenario::builtin(name).expect("listed names exist");
+        writeln!(stdout, "{name:<24} {}", error_label(&scenario))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn check(files: &[PathBuf]) -> Result<ExitCode> {
+    for file in files {
+        match Scenario::from_file(file) {
+            Ok(scenario) => println!(
+                "{}: ok ({}, {})",
+                file.display(),
+                scenario.name,
+                error_label(&scenario)
+            ),
+            Err(e) => {
+                eprintln!("{e}");
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn certs(out: &PathBuf, hostname: &str, new_ca: bool) -> Result<ExitCode> {
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let catalogue = if new_ca {
+        let (ca_pem, key_pem) = tls::generate_ca()?;
+        std::sync::Arc::new(Catalogue::with_ca(hostname, &ca_pem, &key_pem)?)
+    } else {
+        tls::try_catalogue(hostname)?
+    };
+    let written = catalogue
+        .write_pem_files(out)
+        .with_context(|| format!("cannot write certificates to {}", out.display()))?;
+    for path in written {
+        println!("{}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}

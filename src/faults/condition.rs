@@ -151,6 +151,8 @@ pub struct Condition {
     pub helo: Option<Pattern>,
     /// The attempt number: the count of connections the server accepted, this one included.
     pub attempts: Option<AttemptRange>,
+    /// Whether TLS is up on the connection.
+    pub tls: Option<bool>,
 }
 
 /// What the session knows when it asks whether a fault applies.
@@ -166,6 +168,8 @@ pub struct Facts<'a> {
     pub rcpt: Option<&'a str>,
     /// The recipients accepted so far in the current transaction.
     pub rcpts: &'a [String],
+    /// TLS is up on the connection.
+    pub tls: bool,
 }
 
 impl Condition {
@@ -188,6 +192,7 @@ impl Condition {
             && self
                 .attempts
                 .is_none_or(|range| range.contains(facts.attempt))
+            && self.tls.is_none_or(|tls| tls == facts.tls)
     }
 
     /// True when nothing is set, so the condition always holds.
@@ -284,6 +289,19 @@ mod tests {
         }));
         assert!(!when.matches(&Facts {
             rcpts: &rcpts[..1],
+            ..Default::default()
+        }));
+    }
+
+    #[test]
+    fn a_tls_condition_matches_only_sessions_in_that_state() {
+        let when = Condition {
+            tls: Some(true),
+            ..Default::default()
+        };
+        assert!(!when.matches(&Facts::default()));
+        assert!(when.matches(&Facts {
+            tls: true,
             ..Default::default()
         }));
     }

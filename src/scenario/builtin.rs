@@ -55,10 +55,6 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../scenarios/mailbox-full.toml"),
     ),
     (
-        "slow-greeting.toml",
-        include_str!("../../scenarios/slow-greeting.toml"),
-    ),
-    (
         "unknown-user.toml",
         include_str!("../../scenarios/unknown-user.toml"),
     ),
@@ -69,6 +65,62 @@ pub const BUILTIN: &[(&str, &str)] = &[
     (
         "ehlo-rejected.toml",
         include_str!("../../scenarios/ehlo-rejected.toml"),
+    ),
+    (
+        "slow-greeting.toml",
+        include_str!("../../scenarios/slow-greeting.toml"),
+    ),
+    (
+        "cert-expired.toml",
+        include_str!("../../scenarios/cert-expired.toml"),
+    ),
+    (
+        "cert-not-yet-valid.toml",
+        include_str!("../../scenarios/cert-not-yet-valid.toml"),
+    ),
+    (
+        "cert-wrong-host.toml",
+        include_str!("../../scenarios/cert-wrong-host.toml"),
+    ),
+    (
+        "cert-self-signed.toml",
+        include_str!("../../scenarios/cert-self-signed.toml"),
+    ),
+    (
+        "cert-untrusted-root.toml",
+        include_str!("../../scenarios/cert-untrusted-root.toml"),
+    ),
+    (
+        "cert-incomplete-chain.toml",
+        include_str!("../../scenarios/cert-incomplete-chain.toml"),
+    ),
+    (
+        "starttls-refused.toml",
+        include_str!("../../scenarios/starttls-refused.toml"),
+    ),
+    (
+        "starttls-dropped.toml",
+        include_str!("../../scenarios/starttls-dropped.toml"),
+    ),
+    (
+        "tls-handshake-stall.toml",
+        include_str!("../../scenarios/tls-handshake-stall.toml"),
+    ),
+    (
+        "tls-dropped-after-handshake.toml",
+        include_str!("../../scenarios/tls-dropped-after-handshake.toml"),
+    ),
+    (
+        "tls-required.toml",
+        include_str!("../../scenarios/tls-required.toml"),
+    ),
+    (
+        "tls12-only.toml",
+        include_str!("../../scenarios/tls12-only.toml"),
+    ),
+    (
+        "tls13-only.toml",
+        include_str!("../../scenarios/tls13-only.toml"),
     ),
 ];
 

@@ -152,6 +152,7 @@ struct RawWhen {
     mail_from: Option<S<String>>,
     helo: Option<S<String>>,
     attempts: Option<S<AttemptsValue>>,
+    tls: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -598,6 +599,7 @@ impl Validator<'_> {
             })?;
             when.attempts = Some(range);
         }
+        when.tls = raw.tls;
         Ok(when)
     }
 }

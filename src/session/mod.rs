@@ -159,6 +159,7 @@ impl<S: Socket> Session<S> {
             mail_from: self.tx.from.as_deref(),
             rcpt: None,
             rcpts: &self.tx.rcpts,
+            tls: self.io.as_ref().is_some_and(Stream::is_tls),
         }
     }
 
