@@ -30,6 +30,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use crate::capture::{CaptureStore, Message, Transcript};
+use crate::faults::History;
 use crate::protocol::Reply;
 use crate::scenario::{ListenerMode, Scenario};
 use crate::session::{self, SessionEnv};
@@ -87,10 +88,26 @@ struct AtomicCounters {
     over_limit: AtomicU64,
 }
 
+/// The scenario in force and what it remembers; replaced together.
+#[derive(Clone)]
+struct Active {
+    scenario: Arc<Scenario>,
+    history: Arc<History>,
+}
+
+impl Active {
+    fn new(scenario: Arc<Scenario>) -> Self {
+        Self {
+            scenario,
+            history: Arc::new(History::new()),
+        }
+    }
+}
+
 /// What every task of one server shares.
 struct Shared {
     hostname: Arc<str>,
-    scenario: watch::Sender<Arc<Scenario>>,
+    scenario: watch::Sender<Active>,
     capture: Arc<CaptureStore>,
     counters: AtomicCounters,
     sessions: Arc<Semaphore>,
@@ -114,7 +131,7 @@ impl Server {
         let shared = Arc::new(Shared {
             tls: RwLock::new(tls_acceptor(&hostname, &scenario)),
             hostname,
-            scenario: watch::Sender::new(scenario),
+            scenario: watch::Sender::new(Active::new(scenario)),
             capture: Arc::new(CaptureStore::new(
                 config.capture_dir,
                 config.max_transcripts,
@@ -169,7 +186,7 @@ impl Server {
 
     /// The scenario new sessions get.
     pub fn scenario(&self) -> Arc<Scenario> {
-        self.shared.scenario.borrow().clone()
+        self.shared.scenario.borrow().scenario.clone()
     }
 
     /// Replaces the scenario for new sessions; sessions already running keep theirs. A change
@@ -179,7 +196,7 @@ impl Server {
         *self.shared.tls.write().expect("tls lock") =
             tls_acceptor(&self.shared.hostname, &scenario);
         info!(scenario = %scenario.name, "scenario replaced");
-        self.shared.scenario.send_replace(scenario);
+        self.shared.scenario.send_replace(Active::new(scenario));
     }
 
     /// The capture store.
@@ -263,7 +280,7 @@ async fn smtp_listener(shared: Arc<Shared>, socket: RawSocket, addr: SocketAddr)
     let mut changes = shared.scenario.subscribe();
     let mut socket = Some(socket);
     loop {
-        let mode = changes.borrow_and_update().server.listener;
+        let mode = changes.borrow_and_update().scenario.server.listener;
         let raw = match socket.take() {
             Some(s) => s,
             None => match bind(addr) {
@@ -280,7 +297,7 @@ async fn smtp_listener(shared: Arc<Shared>, socket: RawSocket, addr: SocketAddr)
                 if changes.changed().await.is_err() {
                     std::future::pending::<()>().await;
                 }
-                if changes.borrow().server.listener != mode {
+                if changes.borrow().scenario.server.listener != mode {
                     return;
                 }
             }
@@ -374,34 +391,46 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, implicit_tls: b
                 continue;
             }
         };
-        let attempt = shared.counters.connections.fetch_add(1, Ordering::Relaxed) + 1;
+        let id = shared.counters.connections.fetch_add(1, Ordering::Relaxed) + 1;
+        let active = shared.scenario.borrow().clone();
+        let attempt = active.history.next_attempt();
         let _ = stream.set_nodelay(true);
-        let Ok(permit) = shared.sessions.clone().try_acquire_owned() else {
-            shared.counters.over_limit.fetch_add(1, Ordering::Relaxed);
-            shared
-                .tracker
-                .spawn(turn_away(stream, shared.hostname.clone()));
-            continue;
+        let cap = active.scenario.server.max_sessions;
+        let over_cap = cap.is_some_and(|cap| {
+            shared.counters.active_sessions.load(Ordering::Relaxed) >= cap as u64
+        });
+        let permit = match shared.sessions.clone().try_acquire_owned() {
+            Ok(permit) if !over_cap => permit,
+            _ => {
+                shared.counters.over_limit.fetch_add(1, Ordering::Relaxed);
+                info!(%peer, "session limit reached; 421 at the greeting");
+                shared
+                    .tracker
+                    .spawn(turn_away(stream, shared.hostname.clone()));
+                continue;
+            }
         };
+        // Counted here, not in the task, so that the next accept already sees this session.
+        shared
+            .counters
+            .active_sessions
+            .fetch_add(1, Ordering::Relaxed);
         let env = SessionEnv {
-            id: attempt,
+            id,
             attempt,
             peer,
             hostname: shared.hostname.clone(),
-            scenario: shared.scenario.borrow().clone(),
+            scenario: active.scenario,
+            history: active.history,
             capture: shared.capture.clone(),
             shutdown: shared.shutdown.clone(),
             tls: shared.tls.read().expect("tls lock").clone(),
             implicit_tls,
         };
-        let span = info_span!("session", id = attempt, %peer, tls = implicit_tls);
+        let span = info_span!("session", id, %peer, tls = implicit_tls);
         let task_shared = shared.clone();
         shared.tracker.spawn(
             async move {
-                task_shared
-                    .counters
-                    .active_sessions
-                    .fetch_add(1, Ordering::Relaxed);
                 session::run(stream, env).await;
                 task_shared
                     .counters

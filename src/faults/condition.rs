@@ -1,8 +1,11 @@
-//! When a fault applies: address and HELO patterns, and the attempt number.
+//! When a fault applies: address and HELO patterns, attempt and message numbers, a window of
+//! time, TLS state, and chance.
 //!
 //! A [`Condition`] with nothing set applies to every session. Each field that is set must match:
 //! `rcpt = "*@full.example"` restricts a fault to those recipients, `attempts = "1-2"` to the
-//! first two connections the server accepts, so a sender's retry can be seen to succeed.
+//! first two connections, so a sender's retry can be seen to succeed. Numbers and time count
+//! from when the scenario took effect. Chance is drawn from the scenario's seed and the session
+//! or message number, so the same run gives the same faults every time.
 
 use std::fmt;
 use std::str::FromStr;
@@ -153,6 +156,36 @@ pub struct Condition {
     pub attempts: Option<AttemptRange>,
     /// Whether TLS is up on the connection.
     pub tls: Option<bool>,
+    /// The message number: MAIL FROM commands received, this one included.
+    pub messages: Option<AttemptRange>,
+    /// Every k-th message: message numbers k, 2k, 3k, ...
+    pub every_nth_message: Option<u64>,
+    /// Milliseconds since the scenario took effect: from the first (inclusive) to the second
+    /// (exclusive).
+    pub window_ms: Option<(u64, u64)>,
+    /// A repeatable chance.
+    pub chance: Option<Chance>,
+}
+
+/// What a chance is drawn for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ChancePer {
+    /// One draw per session (connection).
+    #[default]
+    Session,
+    /// One draw per message (MAIL FROM).
+    Message,
+}
+
+/// A probability, drawn once per session or per message from the scenario's seed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Chance {
+    /// The probability that the fault applies, 0 to 1.
+    pub probability: f64,
+    /// What each draw is for.
+    pub per: ChancePer,
+    /// Mixed into the draw so that two faults with the same chance draw independently.
+    pub salt: u64,
 }
 
 /// What the session knows when it asks whether a fault applies.
@@ -170,6 +203,12 @@ pub struct Facts<'a> {
     pub rcpts: &'a [String],
     /// TLS is up on the connection.
     pub tls: bool,
+    /// The current message number, from 1; 0 before the first MAIL FROM.
+    pub message: u64,
+    /// Milliseconds since the scenario took effect.
+    pub uptime_ms: u64,
+    /// The scenario's seed for chance.
+    pub seed: u64,
 }
 
 impl Condition {
@@ -193,6 +232,22 @@ impl Condition {
                 .attempts
                 .is_none_or(|range| range.contains(facts.attempt))
             && self.tls.is_none_or(|tls| tls == facts.tls)
+            && self
+                .messages
+                .is_none_or(|range| facts.message > 0 && range.contains(facts.message))
+            && self
+                .every_nth_message
+                .is_none_or(|k| facts.message > 0 && facts.message % k.max(1) == 0)
+            && self
+                .window_ms
+                .is_none_or(|(from, to)| (from..to).contains(&facts.uptime_ms))
+            && self.chance.is_none_or(|chance| {
+                let unit = match chance.per {
+                    ChancePer::Session => facts.attempt,
+                    ChancePer::Message => facts.message,
+                };
+                super::draw(facts.seed, unit, chance.salt) < chance.probability
+            })
     }
 
     /// True when nothing is set, so the condition always holds.
@@ -304,6 +359,62 @@ mod tests {
             tls: true,
             ..Default::default()
         }));
+    }
+
+    #[test]
+    fn every_nth_message_picks_multiples_only() {
+        let when = Condition {
+            every_nth_message: Some(3),
+            ..Default::default()
+        };
+        let at = |message| Facts {
+            message,
+            ..Default::default()
+        };
+        let hits: Vec<u64> = (0..10).filter(|m| when.matches(&at(*m))).collect();
+        assert_eq!(hits, vec![3, 6, 9]);
+    }
+
+    #[test]
+    fn a_window_holds_from_its_start_to_before_its_end() {
+        let when = Condition {
+            window_ms: Some((1000, 2000)),
+            ..Default::default()
+        };
+        let at = |uptime_ms| Facts {
+            uptime_ms,
+            ..Default::default()
+        };
+        assert!(!when.matches(&at(999)) && when.matches(&at(1000)));
+        assert!(when.matches(&at(1999)) && !when.matches(&at(2000)));
+    }
+
+    #[test]
+    fn a_chance_is_the_same_for_the_same_seed_and_session() {
+        let chance = Chance {
+            probability: 0.5,
+            per: ChancePer::Session,
+            salt: 0,
+        };
+        let when = Condition {
+            chance: Some(chance),
+            ..Default::default()
+        };
+        let run = |seed| -> Vec<bool> {
+            (1..=40)
+                .map(|attempt| {
+                    when.matches(&Facts {
+                        attempt,
+                        seed,
+                        ..Default::default()
+                    })
+                })
+                .collect()
+        };
+        assert_eq!(run(7), run(7));
+        assert_ne!(run(7), run(8));
+        let hits = run(7).iter().filter(|h| **h).count();
+        assert!((8..=32).contains(&hits), "{hits} of 40");
     }
 
     #[test]

@@ -8,7 +8,10 @@
 mod close;
 mod condition;
 mod delay;
+mod greylist;
+mod history;
 mod omit_extension;
+mod rate_limit;
 mod reply;
 mod reset;
 mod stall;
@@ -17,9 +20,14 @@ mod throttle;
 use std::fmt;
 
 pub use close::Close;
-pub use condition::{AttemptRange, Condition, Facts, Pattern, PatternError, RangeError};
+pub use condition::{
+    AttemptRange, Chance, ChancePer, Condition, Facts, Pattern, PatternError, RangeError,
+};
 pub use delay::Delay;
+pub use greylist::Greylist;
+pub use history::{Greylisted, History, Triplet, draw};
 pub use omit_extension::OmitExtension;
+pub use rate_limit::RateLimit;
 pub use reply::{ReplyFault, Then};
 pub use reset::Reset;
 pub use stall::{Stall, StallEnd};
@@ -122,6 +130,10 @@ pub enum FaultKind {
     Throttle(Throttle),
     /// Leave an extension keyword out of the EHLO reply.
     OmitExtension(OmitExtension),
+    /// Refuse new sender/recipient/client triplets until they retry after a delay.
+    Greylist(Greylist),
+    /// Refuse arrivals past a number per window.
+    RateLimit(RateLimit),
 }
 
 impl FaultKind {
@@ -135,6 +147,8 @@ impl FaultKind {
             FaultKind::Reset(_) => "reset",
             FaultKind::Throttle(_) => "throttle",
             FaultKind::OmitExtension(_) => "omit_extension",
+            FaultKind::Greylist(_) => "greylist",
+            FaultKind::RateLimit(_) => "rate_limit",
         }
     }
 
@@ -147,10 +161,12 @@ impl FaultKind {
         "reset",
         "throttle",
         "omit_extension",
+        "greylist",
+        "rate_limit",
     ];
 
-    /// True for kinds that decide the outcome of the stage; the others adjust it and let the
-    /// session carry on.
+    /// True for kinds that always decide the outcome of the stage. The others adjust it and let
+    /// the session carry on; a greylist or rate limit decides only when it refuses.
     pub fn is_terminal(&self) -> bool {
         matches!(
             self,
@@ -169,6 +185,8 @@ impl fmt::Display for FaultKind {
             FaultKind::Reset(r) => fmt::Display::fmt(r, f),
             FaultKind::Throttle(t) => fmt::Display::fmt(t, f),
             FaultKind::OmitExtension(o) => fmt::Display::fmt(o, f),
+            FaultKind::Greylist(g) => fmt::Display::fmt(g, f),
+            FaultKind::RateLimit(r) => fmt::Display::fmt(r, f),
         }
     }
 }

@@ -122,6 +122,30 @@ pub const BUILTIN: &[(&str, &str)] = &[
         "tls13-only.toml",
         include_str!("../../scenarios/tls13-only.toml"),
     ),
+    (
+        "greylisting.toml",
+        include_str!("../../scenarios/greylisting.toml"),
+    ),
+    (
+        "flaky-first-two.toml",
+        include_str!("../../scenarios/flaky-first-two.toml"),
+    ),
+    (
+        "connection-cap.toml",
+        include_str!("../../scenarios/connection-cap.toml"),
+    ),
+    (
+        "rate-limited.toml",
+        include_str!("../../scenarios/rate-limited.toml"),
+    ),
+    (
+        "outage-window.toml",
+        include_str!("../../scenarios/outage-window.toml"),
+    ),
+    (
+        "random-deferrals.toml",
+        include_str!("../../scenarios/random-deferrals.toml"),
+    ),
 ];
 
 /// The built-in scenario called `name`, if there is one.

@@ -13,8 +13,8 @@ use toml::Spanned;
 
 use super::{DocumentedError, ListenerMode, Reproduces, Scenario, ServerSettings, TlsSettings};
 use crate::faults::{
-    AttemptRange, Close, Condition, Delay, Fault, FaultKind, OmitExtension, Pattern, ReplyFault,
-    Reset, Stage, Stall, Then, Throttle,
+    AttemptRange, Chance, ChancePer, Close, Condition, Delay, Fault, FaultKind, Greylist,
+    OmitExtension, Pattern, RateLimit, ReplyFault, Reset, Stage, Stall, Then, Throttle,
 };
 use crate::protocol::{BareNewlines, EnhancedCode, Reply};
 use crate::tls::{CertVariant, TlsVersions};
@@ -116,6 +116,8 @@ struct RawServer {
     max_message_bytes: Option<S<i64>>,
     max_line_octets: Option<S<i64>>,
     bare_newlines: Option<S<String>>,
+    max_sessions: Option<S<i64>>,
+    seed: Option<S<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -142,6 +144,9 @@ struct RawFault {
     after_bytes: Option<S<i64>>,
     bytes_per_second: Option<S<i64>>,
     extension: Option<S<String>>,
+    min_delay_ms: Option<S<i64>>,
+    messages: Option<S<i64>>,
+    window_ms: Option<S<i64>>,
     when: Option<RawWhen>,
 }
 
@@ -153,6 +158,11 @@ struct RawWhen {
     helo: Option<S<String>>,
     attempts: Option<S<AttemptsValue>>,
     tls: Option<bool>,
+    messages: Option<S<AttemptsValue>>,
+    every_nth_message: Option<S<i64>>,
+    window_ms: Option<S<Vec<i64>>>,
+    chance: Option<S<f64>>,
+    chance_per: Option<S<String>>,
 }
 
 #[derive(Deserialize)]
@@ -211,7 +221,8 @@ impl Validator<'_> {
         let faults = raw
             .faults
             .iter()
-            .map(|f| self.fault(f))
+            .enumerate()
+            .map(|(i, f)| self.fault(i, f))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Scenario {
             name,
@@ -299,6 +310,12 @@ impl Validator<'_> {
                 }
             };
         }
+        if let Some(v) = &raw.max_sessions {
+            settings.max_sessions = Some(self.number(v, "max_sessions", 1, 1_000_000)? as usize);
+        }
+        if let Some(v) = &raw.seed {
+            settings.seed = self.number(v, "seed", 0, i64::MAX)?;
+        }
         Ok(settings)
     }
 
@@ -338,7 +355,7 @@ impl Validator<'_> {
         Ok(settings)
     }
 
-    fn fault(&self, raw: &S<RawFault>) -> Result<Fault, ScenarioError> {
+    fn fault(&self, index: usize, raw: &S<RawFault>) -> Result<Fault, ScenarioError> {
         let f = raw.get_ref();
         let stage = Stage::from_name(f.stage.get_ref()).ok_or_else(|| {
             let names: Vec<_> = Stage::ALL.iter().map(|s| s.name()).collect();
@@ -361,6 +378,8 @@ impl Validator<'_> {
             "close" | "reset" => &[],
             "throttle" => &["bytes_per_second"],
             "omit_extension" => &["extension"],
+            "greylist" => &["min_delay_ms"],
+            "rate_limit" => &["messages", "window_ms"],
             other => {
                 return Err(self.error(
                     f.kind.span(),
@@ -371,7 +390,10 @@ impl Validator<'_> {
                 ));
             }
         };
-        let given: [(&str, Option<Range<usize>>); 9] = [
+        let given: [(&str, Option<Range<usize>>); 12] = [
+            ("min_delay_ms", f.min_delay_ms.as_ref().map(|v| v.span())),
+            ("messages", f.messages.as_ref().map(|v| v.span())),
+            ("window_ms", f.window_ms.as_ref().map(|v| v.span())),
             ("code", f.code.as_ref().map(|v| v.span())),
             ("enhanced", f.enhanced.as_ref().map(|v| v.span())),
             ("text", f.text.as_ref().map(|v| v.span())),
@@ -415,6 +437,37 @@ impl Validator<'_> {
             }
             "close" => FaultKind::Close(Close),
             "reset" => FaultKind::Reset(Reset),
+            "greylist" => {
+                if stage != Stage::Rcpt {
+                    return Err(self.error(
+                        f.stage.span(),
+                        "a `greylist` fault only applies at stage \"rcpt\", where the triplet is known",
+                    ));
+                }
+                let min_delay_ms = match &f.min_delay_ms {
+                    Some(v) => self.number(v, "min_delay_ms", 0, 86_400_000)?,
+                    None => 3000,
+                };
+                FaultKind::Greylist(Greylist { min_delay_ms })
+            }
+            "rate_limit" => {
+                let (Some(messages), Some(window)) = (&f.messages, &f.window_ms) else {
+                    return Err(self.error(
+                        raw.span(),
+                        "a `rate_limit` fault needs `messages` and `window_ms`",
+                    ));
+                };
+                if stage == Stage::Body {
+                    return Err(self.error(
+                        f.stage.span(),
+                        "a `rate_limit` fault does not apply at stage \"body\"",
+                    ));
+                }
+                FaultKind::RateLimit(RateLimit {
+                    messages: self.number(messages, "messages", 1, 1_000_000_000)?,
+                    window_ms: self.number(window, "window_ms", 1, 86_400_000 * 30)?,
+                })
+            }
             "throttle" => {
                 let Some(rate) = &f.bytes_per_second else {
                     return Err(
@@ -472,7 +525,7 @@ impl Validator<'_> {
             stage,
             kind,
             after_bytes,
-            when: self.when(f.when.as_ref(), stage)?,
+            when: self.when(f.when.as_ref(), stage, index)?,
         })
     }
 
@@ -546,7 +599,12 @@ impl Validator<'_> {
         })
     }
 
-    fn when(&self, raw: Option<&RawWhen>, stage: Stage) -> Result<Condition, ScenarioError> {
+    fn when(
+        &self,
+        raw: Option<&RawWhen>,
+        stage: Stage,
+        index: usize,
+    ) -> Result<Condition, ScenarioError> {
         let Some(raw) = raw else {
             return Ok(Condition::default());
         };
@@ -600,6 +658,91 @@ impl Validator<'_> {
             when.attempts = Some(range);
         }
         when.tls = raw.tls;
+
+        let before_mail = matches!(
+            stage,
+            Stage::Connect | Stage::Ehlo | Stage::Starttls | Stage::TlsHandshake | Stage::Auth
+        );
+        let message_key = raw.messages.as_ref().map(|v| ("messages", v.span())).or(raw
+            .every_nth_message
+            .as_ref()
+            .map(|v| ("every_nth_message", v.span())));
+        if let Some((key, span)) = message_key
+            && before_mail
+        {
+            return Err(self.error(
+                span,
+                format!("`when.{key}` cannot match at stage \"{stage}\", before MAIL FROM"),
+            ));
+        }
+        if let Some(v) = &raw.messages {
+            let text = match v.get_ref() {
+                AttemptsValue::Number(n) => n.to_string(),
+                AttemptsValue::Text(t) => t.clone(),
+            };
+            let range: AttemptRange = text.parse().map_err(|e: crate::faults::RangeError| {
+                self.error(v.span(), format!("`when.messages`: {e}"))
+            })?;
+            when.messages = Some(range);
+        }
+        if let Some(v) = &raw.every_nth_message {
+            when.every_nth_message = Some(self.number(v, "every_nth_message", 1, 1_000_000_000)?);
+        }
+        if let Some(v) = &raw.window_ms {
+            let window = v.get_ref();
+            let valid = window.len() == 2 && window[0] >= 0 && window[1] > window[0];
+            if !valid {
+                return Err(self.error(
+                    v.span(),
+                    format!(
+                        "`when.window_ms` is {window:?}; expected [start, end] in milliseconds \
+                         since the scenario took effect, with start < end"
+                    ),
+                ));
+            }
+            when.window_ms = Some((window[0] as u64, window[1] as u64));
+        }
+        let per = match &raw.chance_per {
+            None => ChancePer::Session,
+            Some(v) => match v.get_ref().as_str() {
+                "session" => ChancePer::Session,
+                "message" if before_mail => {
+                    return Err(self.error(
+                        v.span(),
+                        format!("`when.chance_per = \"message\"` cannot apply at stage \"{stage}\", before MAIL FROM"),
+                    ));
+                }
+                "message" => ChancePer::Message,
+                other => {
+                    return Err(self.error(
+                        v.span(),
+                        format!(
+                            "unknown chance_per {other:?}; expected \"session\" or \"message\""
+                        ),
+                    ));
+                }
+            },
+        };
+        match (&raw.chance, &raw.chance_per) {
+            (Some(v), _) => {
+                let p = *v.get_ref();
+                if !(0.0..=1.0).contains(&p) {
+                    return Err(self.error(
+                        v.span(),
+                        format!("`when.chance` is {p}, but must be between 0 and 1"),
+                    ));
+                }
+                when.chance = Some(Chance {
+                    probability: p,
+                    per,
+                    salt: index as u64,
+                });
+            }
+            (None, Some(v)) => {
+                return Err(self.error(v.span(), "`when.chance_per` needs `when.chance`"));
+            }
+            (None, None) => {}
+        }
         Ok(when)
     }
 }

@@ -158,6 +158,11 @@ pub struct ServerSettings {
     /// How a bare LF or bare CR inside message data is treated.
     #[serde(serialize_with = "serialize_bare_newlines")]
     pub bare_newlines: BareNewlines,
+    /// The most sessions at once under this scenario; past it a connection gets 421 4.7.0 at
+    /// the greeting.
+    pub max_sessions: Option<usize>,
+    /// The seed every chance is drawn from.
+    pub seed: u64,
 }
 
 fn serialize_bare_newlines<S: serde::Serializer>(
@@ -179,6 +184,8 @@ impl Default for ServerSettings {
             max_message_bytes: 10 * 1024 * 1024,
             max_line_octets: 1000,
             bare_newlines: BareNewlines::Reject,
+            max_sessions: None,
+            seed: 0,
         }
     }
 }

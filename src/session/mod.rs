@@ -23,7 +23,9 @@ use tracing::{debug, info, warn};
 pub use stream::{Socket, Stream};
 
 use crate::capture::{CaptureStore, Direction, TranscriptHandle};
-use crate::faults::{self, Facts, Fault, FaultKind, ReplyFault, Stage, Stall, Then, Throttle};
+use crate::faults::{
+    self, Facts, Fault, FaultKind, History, ReplyFault, Stage, Stall, Then, Throttle, Triplet,
+};
 use crate::protocol::{BodyType, Command, EnhancedCode, LineOutcome, LineReader, Reply};
 use crate::scenario::Scenario;
 
@@ -51,6 +53,8 @@ pub struct SessionEnv {
     pub capture: Arc<CaptureStore>,
     /// Cancelled when the server shuts down.
     pub shutdown: CancellationToken,
+    /// What the scenario remembers across sessions.
+    pub history: Arc<History>,
     /// The TLS acceptor for STARTTLS and implicit TLS, when TLS is available.
     pub tls: Option<TlsAcceptor>,
     /// The listener is implicit TLS: the handshake comes before the greeting.
@@ -77,6 +81,7 @@ struct Transaction {
     rcpts: Vec<String>,
     rcpt_attempted: bool,
     smtputf8: bool,
+    number: u64,
 }
 
 /// How the session ends.
@@ -160,6 +165,9 @@ impl<S: Socket> Session<S> {
             rcpt: None,
             rcpts: &self.tx.rcpts,
             tls: self.io.as_ref().is_some_and(Stream::is_tls),
+            message: self.tx.number,
+            uptime_ms: self.env.history.uptime_ms(),
+            seed: self.env.scenario.server.seed,
         }
     }
 
@@ -328,17 +336,49 @@ impl<S: Socket> Session<S> {
             rcpt,
             ..self.facts()
         };
-        let chosen: Vec<Fault> = faults::select(&scenario.faults, stage, &facts)
+        let chosen: Vec<(usize, Fault)> = faults::select(&scenario.faults, stage, &facts)
             .into_iter()
-            .cloned()
+            .map(|f| {
+                let index = scenario.faults.iter().position(|g| std::ptr::eq(f, g));
+                (index.unwrap_or(0), f.clone())
+            })
             .collect();
+        let rcpt = rcpt.map(str::to_string);
         let mut decision = Decision::Normal;
-        for fault in chosen {
+        for (index, fault) in chosen {
             let description = fault.describe();
-            info!(fault = %description, "fault fired");
-            self.transcript.fault(&description);
             decision = match fault.kind {
+                FaultKind::Greylist(greylist) => {
+                    let triplet = Triplet::new(
+                        self.env.peer.ip(),
+                        self.tx.from.as_deref().unwrap_or(""),
+                        rcpt.as_deref().unwrap_or(""),
+                    );
+                    let state = self.env.history.greylist(triplet, greylist.min_delay());
+                    match greylist.refusal(state) {
+                        Some(reply) => {
+                            self.fired(&description);
+                            Decision::Reply(ReplyFault::new(reply))
+                        }
+                        None => {
+                            debug!("greylisting passed");
+                            continue;
+                        }
+                    }
+                }
+                FaultKind::RateLimit(limit) => {
+                    if self
+                        .env
+                        .history
+                        .within_rate(index, limit.messages, limit.window())
+                    {
+                        continue;
+                    }
+                    self.fired(&description);
+                    Decision::Reply(ReplyFault::new(limit.refusal()))
+                }
                 FaultKind::Delay(delay) => {
+                    self.fired(&description);
                     self.flush().await?;
                     if !delay.wait(&self.env.shutdown).await {
                         self.reply(Reply::shutting_down(&self.env.hostname));
@@ -347,20 +387,40 @@ impl<S: Socket> Session<S> {
                     continue;
                 }
                 FaultKind::Throttle(throttle) => {
+                    self.fired(&description);
                     self.throttle = Some(throttle);
                     continue;
                 }
-                FaultKind::OmitExtension(_) => continue,
-                FaultKind::Reply(reply) => Decision::Reply(reply),
-                FaultKind::Close(_) => Decision::End(Ending::Fin),
-                FaultKind::Reset(_) => Decision::End(Ending::Reset),
+                FaultKind::OmitExtension(_) => {
+                    self.fired(&description);
+                    continue;
+                }
+                FaultKind::Reply(reply) => {
+                    self.fired(&description);
+                    Decision::Reply(reply)
+                }
+                FaultKind::Close(_) => {
+                    self.fired(&description);
+                    Decision::End(Ending::Fin)
+                }
+                FaultKind::Reset(_) => {
+                    self.fired(&description);
+                    Decision::End(Ending::Reset)
+                }
                 FaultKind::Stall(stall) => {
+                    self.fired(&description);
                     self.stall(stall).await?;
                     Decision::End(Ending::Fin)
                 }
             };
+            break;
         }
         Ok(decision)
+    }
+
+    fn fired(&self, description: &str) {
+        info!(fault = %description, "fault fired");
+        self.transcript.fault(description);
     }
 
     /// Sends what was queued before the stall, then goes silent.
@@ -389,12 +449,18 @@ impl<S: Socket> Session<S> {
                     .await
             }
             Command::Mail { from, params } => {
-                // The sender pattern of a `mail` fault matches the address being given.
-                let previous = self.tx.from.replace(from.clone());
+                // A `mail` fault sees the address being given and the new message number.
+                let number = self.env.history.next_message();
+                let trial = Transaction {
+                    from: Some(from.clone()),
+                    number,
+                    ..Transaction::default()
+                };
+                let previous = std::mem::replace(&mut self.tx, trial);
                 let decision = self.decide(Stage::Mail, None).await;
-                self.tx.from = previous;
+                self.tx = previous;
                 let decision = decision?;
-                self.apply(decision, |s| s.mail(from, params))
+                self.apply(decision, |s| s.mail(from, params, number))
             }
             Command::Rcpt { to, params } => {
                 let decision = self.decide(Stage::Rcpt, Some(&to)).await?;
@@ -539,7 +605,7 @@ impl<S: Socket> Session<S> {
             && !self.io.as_ref().is_some_and(Stream::is_tls)
     }
 
-    fn mail(&mut self, from: String, params: crate::protocol::MailParams) -> Reply {
+    fn mail(&mut self, from: String, params: crate::protocol::MailParams, number: u64) -> Reply {
         match self.state {
             State::Helo | State::Refusing => return Reply::bad_sequence("send HELO/EHLO first"),
             State::Rcpt => return Reply::bad_sequence("nested MAIL command"),
@@ -568,6 +634,7 @@ impl<S: Socket> Session<S> {
         self.tx = Transaction {
             from: Some(from),
             smtputf8: params.smtputf8,
+            number,
             ..Transaction::default()
         };
         self.state = State::Rcpt;
