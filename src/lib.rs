@@ -9,7 +9,9 @@
 //! [`scenario`] says which fault fires when; [`tls`] makes the certificates; [`capture`] keeps
 //! what arrived; [`server`] ties them together behind listeners.
 
+mod blocking;
 pub mod capture;
+pub mod control;
 pub mod faults;
 pub mod protocol;
 pub mod scenario;
@@ -17,5 +19,6 @@ pub mod server;
 pub mod session;
 pub mod tls;
 
+pub use blocking::BlockingServer;
 pub use scenario::Scenario;
-pub use server::{Server, ServerConfig};
+pub use server::{ControlConfig, Counters, Server, ServerBuilder, ServerConfig, ServerHandle};

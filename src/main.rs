@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use smtp_fault::scenario::{self, DocumentedError, Scenario};
 use smtp_fault::tls::{self, Catalogue};
-use smtp_fault::{Server, ServerConfig};
+use smtp_fault::{ControlConfig, Server, ServerConfig};
 
 #[derive(Parser)]
 #[command(
@@ -34,7 +34,8 @@ enum Commands {
         smtp-fault serve                                    # healthy receiver on 127.0.0.1:2525\n  \
         smtp-fault serve --scenario mailbox-full\n  \
         smtp-fault serve --scenario ./my.toml --listen 127.0.0.1:0 --capture-dir /tmp/mail\n  \
-        smtp-fault serve --scenario cert-expired --listen-tls 127.0.0.1:4650\n\n\
+        smtp-fault serve --scenario cert-expired --listen-tls 127.0.0.1:4650\n  \
+        smtp-fault serve --listen 127.0.0.1:0 --control 127.0.0.1:0\n\n\
         Once ready it prints one line per listener on standard output, such as\n\
         `listening smtp 127.0.0.1:2525`, before anything else. Logs go to standard error.")]
     Serve(ServeArgs),
@@ -82,6 +83,12 @@ struct ServeArgs {
     /// Also write each accepted message here, as ID.eml beside ID.json.
     #[arg(long)]
     capture_dir: Option<PathBuf>,
+    /// Run the HTTP control API on this address (loopback unless a token is given).
+    #[arg(long)]
+    control: Option<SocketAddr>,
+    /// Require `Authorization: Bearer TOKEN` on every control API request.
+    #[arg(long, requires = "control")]
+    control_token: Option<String>,
     /// The most sessions at once; past it a connection gets 421 4.7.0.
     #[arg(long, default_value_t = 16_384)]
     max_sessions: usize,
@@ -147,6 +154,10 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
             hostname: args.hostname,
             capture_dir: args.capture_dir,
             max_sessions: args.max_sessions,
+            control: args.control.map(|addr| ControlConfig {
+                addr,
+                token: args.control_token,
+            }),
             ..ServerConfig::default()
         };
         let server = Server::start(config).await?;
@@ -155,6 +166,9 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
         writeln!(stdout, "listening smtp {}", server.smtp_addr())?;
         if let Some(addr) = server.smtps_addr() {
             writeln!(stdout, "listening smtps {addr}")?;
+        }
+        if let Some(addr) = server.control_addr() {
+            writeln!(stdout, "listening control {addr}")?;
         }
         stdout.flush()?;
         drop(stdout);

@@ -32,7 +32,7 @@ use tracing::{Instrument, debug, error, info, info_span, warn};
 use crate::capture::{CaptureStore, Message, Transcript};
 use crate::faults::History;
 use crate::protocol::Reply;
-use crate::scenario::{ListenerMode, Scenario};
+use crate::scenario::{ListenerMode, Scenario, ScenarioError};
 use crate::session::{self, SessionEnv};
 
 /// How a server is set up.
@@ -52,6 +52,17 @@ pub struct ServerConfig {
     pub max_sessions: usize,
     /// The most session transcripts kept in memory.
     pub max_transcripts: usize,
+    /// The HTTP control API, if it should run.
+    pub control: Option<ControlConfig>,
+}
+
+/// Where the HTTP control API listens and what it asks of callers.
+#[derive(Debug, Clone)]
+pub struct ControlConfig {
+    /// The address; a non-loopback one needs a token.
+    pub addr: SocketAddr,
+    /// When set, every request must carry `Authorization: Bearer TOKEN`.
+    pub token: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -64,6 +75,7 @@ impl Default for ServerConfig {
             capture_dir: None,
             max_sessions: 16_384,
             max_transcripts: 1000,
+            control: None,
         }
     }
 }
@@ -71,8 +83,11 @@ impl Default for ServerConfig {
 /// What the server has counted since it started.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Counters {
-    /// Connections accepted on any listener.
+    /// Connections accepted on any listener since the server started.
     pub connections: u64,
+    /// Connections accepted since the current scenario took effect: the attempt number the
+    /// next connection's faults will see, less one.
+    pub attempts: u64,
     /// Sessions running now.
     pub active_sessions: u64,
     /// Connections turned away at the session limit.
@@ -116,16 +131,32 @@ struct Shared {
     tls: RwLock<Option<TlsAcceptor>>,
 }
 
-/// A running server. Dropping it shuts the server down.
+/// A running server. Dropping it shuts the server down; [`Server::shutdown`] does so and waits.
+///
+/// Everything that reads or steers the running server is on [`ServerHandle`], which `Server`
+/// dereferences to and which can be cloned into other tasks.
 pub struct Server {
+    handle: ServerHandle,
+}
+
+/// A cloneable view of a running server: its addresses, its capture, its scenario.
+#[derive(Clone)]
+pub struct ServerHandle {
     shared: Arc<Shared>,
     smtp_addr: SocketAddr,
     smtps_addr: Option<SocketAddr>,
+    control_addr: Option<SocketAddr>,
 }
 
 impl Server {
+    /// Starts building a server: by default the `accept` scenario on 127.0.0.1:0.
+    pub fn builder() -> ServerBuilder {
+        ServerBuilder::default()
+    }
+
     /// Binds the listeners and starts serving.
     pub async fn start(config: ServerConfig) -> io::Result<Server> {
+        let control = config.control.clone();
         let scenario = Arc::new(config.scenario);
         let hostname: Arc<str> = Arc::from(config.hostname.as_str());
         let shared = Arc::new(Shared {
@@ -153,22 +184,67 @@ impl Server {
             None => None,
         };
         let smtps_addr = smtps.as_ref().map(local_addr).transpose()?;
+        let control_listener = match &control {
+            Some(control) => Some(crate::control::bind(control).await?),
+            None => None,
+        };
+        let control_addr = control_listener
+            .as_ref()
+            .map(|l| l.local_addr())
+            .transpose()?;
 
-        let task = smtp_listener(shared.clone(), smtp, smtp_addr);
-        shared.tracker.spawn(task);
+        let handle = ServerHandle {
+            shared: shared.clone(),
+            smtp_addr,
+            smtps_addr,
+            control_addr,
+        };
+        shared
+            .tracker
+            .spawn(smtp_listener(shared.clone(), smtp, smtp_addr));
         if let Some(socket) = smtps {
             let listener = TcpListener::from_std(socket.into())?;
             shared
                 .tracker
                 .spawn(accept_loop(shared.clone(), listener, true));
         }
-        Ok(Server {
-            shared,
-            smtp_addr,
-            smtps_addr,
-        })
+        if let (Some(listener), Some(control)) = (control_listener, control) {
+            let serve = crate::control::serve(listener, handle.clone(), control.token);
+            shared.tracker.spawn(serve);
+        }
+        Ok(Server { handle })
     }
 
+    /// A handle that can be cloned into other tasks.
+    pub fn handle(&self) -> ServerHandle {
+        self.handle.clone()
+    }
+
+    /// Stops accepting, tells sessions in progress (421 4.3.2, unless they are stalled), and
+    /// waits for every task to finish.
+    pub async fn shutdown(self) {
+        let shared = self.handle.shared.clone();
+        drop(self);
+        shared.tracker.close();
+        shared.tracker.wait().await;
+    }
+}
+
+impl std::ops::Deref for Server {
+    type Target = ServerHandle;
+
+    fn deref(&self) -> &ServerHandle {
+        &self.handle
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.handle.shared.shutdown.cancel();
+    }
+}
+
+impl ServerHandle {
     /// The SMTP listener's address.
     pub fn smtp_addr(&self) -> SocketAddr {
         self.smtp_addr
@@ -179,9 +255,19 @@ impl Server {
         self.smtps_addr
     }
 
+    /// The control API's address, if it runs.
+    pub fn control_addr(&self) -> Option<SocketAddr> {
+        self.control_addr
+    }
+
     /// The name the server gives itself.
     pub fn hostname(&self) -> &str {
         &self.shared.hostname
+    }
+
+    /// The lab CA certificate, PEM: trust it in the client under test.
+    pub fn ca_pem(&self) -> &'static str {
+        crate::tls::LAB_CA_PEM
     }
 
     /// The scenario new sessions get.
@@ -189,8 +275,9 @@ impl Server {
         self.shared.scenario.borrow().scenario.clone()
     }
 
-    /// Replaces the scenario for new sessions; sessions already running keep theirs. A change
-    /// of listener mode takes effect at once.
+    /// Replaces the scenario for new sessions; sessions already running keep theirs. Attempt
+    /// and message numbers, greylisting and rate limits start afresh. A change of listener mode
+    /// takes effect at once.
     pub fn set_scenario(&self, scenario: Scenario) {
         let scenario = Arc::new(scenario);
         *self.shared.tls.write().expect("tls lock") =
@@ -204,9 +291,14 @@ impl Server {
         &self.shared.capture
     }
 
-    /// Every message stored so far.
+    /// Every message stored so far, oldest first.
     pub fn messages(&self) -> Vec<Arc<Message>> {
         self.shared.capture.messages()
+    }
+
+    /// Forgets the stored messages and finished transcripts; files on disk stay.
+    pub fn clear(&self) {
+        self.shared.capture.clear();
     }
 
     /// Waits until `n` messages are stored; on timeout, returns those stored by then as the
@@ -229,6 +321,7 @@ impl Server {
         let c = &self.shared.counters;
         Counters {
             connections: c.connections.load(Ordering::Relaxed),
+            attempts: self.shared.scenario.borrow().history.attempts(),
             active_sessions: c.active_sessions.load(Ordering::Relaxed),
             over_limit: c.over_limit.load(Ordering::Relaxed),
             messages: self.shared.capture.messages().len() as u64,
@@ -238,20 +331,6 @@ impl Server {
     /// Resolves once shutdown has begun.
     pub async fn shutdown_started(&self) {
         self.shared.shutdown.cancelled().await;
-    }
-
-    /// Stops accepting, tells sessions in progress (421 4.3.2, unless they are stalled), and
-    /// waits for every task to finish.
-    pub async fn shutdown(self) {
-        self.shared.shutdown.cancel();
-        self.shared.tracker.close();
-        self.shared.tracker.wait().await;
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.shared.shutdown.cancel();
     }
 }
 
@@ -463,5 +542,93 @@ fn tls_acceptor(hostname: &str, scenario: &Scenario) -> Option<TlsAcceptor> {
             warn!("TLS is off: {e}");
             None
         }
+    }
+}
+
+/// Builds a [`Server`] step by step; see [`Server::builder`].
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use smtp_fault::Server;
+///
+/// let server = Server::builder().builtin("mailbox-full")?.start().await?;
+/// assert!(server.smtp_addr().ip().is_loopback());
+/// server.shutdown().await;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct ServerBuilder {
+    config: ServerConfig,
+}
+
+impl ServerBuilder {
+    /// Uses this scenario, built in code or loaded by the caller.
+    pub fn scenario(mut self, scenario: Scenario) -> Self {
+        self.config.scenario = scenario;
+        self
+    }
+
+    /// Uses the built-in scenario with this name.
+    pub fn builtin(self, name: &str) -> Result<Self, ScenarioError> {
+        let scenario =
+            crate::scenario::builtin(name).ok_or_else(|| ScenarioError::unknown_builtin(name))?;
+        Ok(self.scenario(scenario))
+    }
+
+    /// Loads the scenario from a TOML file.
+    pub fn scenario_file(self, path: impl AsRef<std::path::Path>) -> Result<Self, ScenarioError> {
+        Ok(self.scenario(Scenario::from_file(path)?))
+    }
+
+    /// Parses the scenario from TOML text.
+    pub fn scenario_toml(self, toml: &str) -> Result<Self, ScenarioError> {
+        Ok(self.scenario(Scenario::from_toml(toml, "<inline>")?))
+    }
+
+    /// Binds the SMTP listener here instead of 127.0.0.1:0.
+    pub fn listen(mut self, addr: SocketAddr) -> Self {
+        self.config.smtp = addr;
+        self
+    }
+
+    /// Adds an implicit-TLS listener.
+    pub fn listen_tls(mut self, addr: SocketAddr) -> Self {
+        self.config.smtps = Some(addr);
+        self
+    }
+
+    /// Sets the name the server gives itself (a name under `.test` for TLS).
+    pub fn hostname(mut self, hostname: impl Into<String>) -> Self {
+        self.config.hostname = hostname.into();
+        self
+    }
+
+    /// Also writes each accepted message to this directory.
+    pub fn capture_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.config.capture_dir = Some(dir.into());
+        self
+    }
+
+    /// Runs the HTTP control API on this address.
+    pub fn control(mut self, addr: SocketAddr, token: Option<String>) -> Self {
+        self.config.control = Some(ControlConfig { addr, token });
+        self
+    }
+
+    /// The configuration built so far.
+    pub fn config(&self) -> &ServerConfig {
+        &self.config
+    }
+
+    /// Starts the server on the current tokio runtime.
+    pub async fn start(self) -> io::Result<Server> {
+        Server::start(self.config).await
+    }
+
+    /// Starts the server on a runtime of its own, for tests that have none.
+    pub fn start_blocking(self) -> io::Result<crate::BlockingServer> {
+        crate::BlockingServer::start(self.config)
     }
 }

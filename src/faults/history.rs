@@ -83,6 +83,11 @@ impl History {
         self.connections.fetch_add(1, Ordering::Relaxed) + 1
     }
 
+    /// Connections counted so far.
+    pub fn attempts(&self) -> u64 {
+        self.connections.load(Ordering::Relaxed)
+    }
+
     /// Counts a new MAIL FROM and returns its message number, from 1.
     pub fn next_message(&self) -> u64 {
         self.messages.fetch_add(1, Ordering::Relaxed) + 1

@@ -39,7 +39,7 @@ impl ScenarioError {
         }
     }
 
-    pub(super) fn unknown_builtin(name: &str) -> Self {
+    pub(crate) fn unknown_builtin(name: &str) -> Self {
         Self {
             origin: name.to_string(),
             position: None,
@@ -231,6 +231,7 @@ impl Validator<'_> {
             server: self.server(raw.server.as_ref())?,
             tls: self.tls(raw.tls.as_ref())?,
             faults,
+            source: None,
         })
     }
 
@@ -770,7 +771,9 @@ pub(super) fn parse(source: &str, origin: &str) -> Result<Scenario, ScenarioErro
         let span = e.span().unwrap_or(0..0);
         ScenarioError::at(origin, source, span, e.message().trim().to_string())
     })?;
-    Validator { origin, source }.scenario(raw)
+    let mut scenario = Validator { origin, source }.scenario(raw)?;
+    scenario.source = Some(source.to_string());
+    Ok(scenario)
 }
 
 #[cfg(test)]

@@ -229,6 +229,8 @@ pub struct Scenario {
     pub tls: TlsSettings,
     /// The faults, in the order they are considered.
     pub faults: Vec<Fault>,
+    /// The TOML text it was loaded from, if it was.
+    pub source: Option<String>,
 }
 
 impl Default for Scenario {
@@ -245,6 +247,7 @@ impl Default for Scenario {
             server: ServerSettings::default(),
             tls: TlsSettings::default(),
             faults: Vec::new(),
+            source: None,
         }
     }
 }
