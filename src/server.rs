@@ -199,9 +199,15 @@ impl Server {
             smtps_addr,
             control_addr,
         };
+        // The first listener mode is in effect before `start` returns, so that a client that
+        // connects at once meets the scenario and not a socket that is not listening yet.
+        let (ready, listening) = tokio::sync::oneshot::channel();
         shared
             .tracker
-            .spawn(smtp_listener(shared.clone(), smtp, smtp_addr));
+            .spawn(smtp_listener(shared.clone(), smtp, smtp_addr, ready));
+        listening
+            .await
+            .map_err(|_| io::Error::other(format!("the SMTP listener on {smtp_addr} failed")))?;
         if let Some(socket) = smtps {
             let listener = TcpListener::from_std(socket.into())?;
             shared
@@ -355,9 +361,20 @@ fn local_addr(socket: &RawSocket) -> io::Result<SocketAddr> {
 }
 
 /// Runs the SMTP listener, following the scenario's listener mode as it changes.
-async fn smtp_listener(shared: Arc<Shared>, socket: RawSocket, addr: SocketAddr) {
+async fn smtp_listener(
+    shared: Arc<Shared>,
+    socket: RawSocket,
+    addr: SocketAddr,
+    ready: tokio::sync::oneshot::Sender<()>,
+) {
     let mut changes = shared.scenario.subscribe();
     let mut socket = Some(socket);
+    let mut ready = Some(ready);
+    let mut in_effect = || {
+        if let Some(ready) = ready.take() {
+            let _ = ready.send(());
+        }
+    };
     loop {
         let mode = changes.borrow_and_update().scenario.server.listener;
         let raw = match socket.take() {
@@ -393,6 +410,7 @@ async fn smtp_listener(shared: Arc<Shared>, socket: RawSocket, addr: SocketAddr)
                         return;
                     }
                 };
+                in_effect();
                 tokio::select! {
                     _ = accept_loop(shared.clone(), listener, false) => return,
                     _ = changed => {}
@@ -400,6 +418,7 @@ async fn smtp_listener(shared: Arc<Shared>, socket: RawSocket, addr: SocketAddr)
             }
             ListenerMode::Refuse => {
                 // Bound and silent: holding the socket keeps the port ours.
+                in_effect();
                 tokio::select! {
                     _ = shared.shutdown.cancelled() => return,
                     _ = changed => {}
@@ -415,6 +434,7 @@ async fn smtp_listener(shared: Arc<Shared>, socket: RawSocket, addr: SocketAddr)
                     }
                 };
                 debug!(fillers = fillers.len(), "accept queue filled");
+                in_effect();
                 tokio::select! {
                     _ = shared.shutdown.cancelled() => return,
                     _ = changed => {}

@@ -138,17 +138,18 @@ async fn clear_messages(State(api): State<Api>) -> Response {
     StatusCode::NO_CONTENT.into_response()
 }
 
-fn find(api: &Api, id: &str) -> Result<Arc<Message>, Response> {
+fn find(api: &Api, id: &str) -> Result<Arc<Message>, Box<Response>> {
     let id: u64 = id.parse().map_err(|_| {
-        error(
-            StatusCode::BAD_REQUEST,
-            format!("message id {id:?} is not a number"),
-        )
+        let message = format!("message id {id:?} is not a number");
+        Box::new(error(StatusCode::BAD_REQUEST, message))
     })?;
-    api.server
-        .capture()
-        .message(id)
-        .ok_or_else(|| error(StatusCode::NOT_FOUND, format!("no message with id {id}")))
+    let missing = || {
+        Box::new(error(
+            StatusCode::NOT_FOUND,
+            format!("no message with id {id}"),
+        ))
+    };
+    api.server.capture().message(id).ok_or_else(missing)
 }
 
 async fn raw_message(State(api): State<Api>, Path(id): Path<String>) -> Response {
@@ -158,7 +159,7 @@ async fn raw_message(State(api): State<Api>, Path(id): Path<String>) -> Response
             message.data.clone(),
         )
             .into_response(),
-        Err(response) => response,
+        Err(response) => *response,
     }
 }
 
@@ -201,7 +202,7 @@ fn addresses(address: Option<&mail_parser::Address<'_>>) -> Vec<String> {
 async fn parsed_message(State(api): State<Api>, Path(id): Path<String>) -> Response {
     let message = match find(&api, &id) {
         Ok(message) => message,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let Some(parsed) = mail_parser::MessageParser::default().parse(&message.data[..]) else {
         return error(
