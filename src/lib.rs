@@ -9,6 +9,8 @@
 //! [`scenario`] says which fault fires when; [`tls`] makes the certificates; [`capture`] keeps
 //! what arrived; [`server`] ties them together behind listeners.
 
+#![warn(missing_docs)]
+
 mod blocking;
 pub mod capture;
 pub mod control;

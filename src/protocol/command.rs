@@ -76,9 +76,19 @@ pub enum Command {
     /// `HELO name`.
     Helo(String),
     /// `MAIL FROM:<path> params`; the null path is the empty string.
-    Mail { from: String, params: MailParams },
+    Mail {
+        /// The reverse path.
+        from: String,
+        /// The ESMTP parameters.
+        params: MailParams,
+    },
     /// `RCPT TO:<path> params`.
-    Rcpt { to: String, params: Vec<Param> },
+    Rcpt {
+        /// The forward path.
+        to: String,
+        /// The ESMTP parameters.
+        params: Vec<Param>,
+    },
     /// `DATA`.
     Data,
     /// `RSET`.
@@ -95,7 +105,9 @@ pub enum Command {
     StartTls,
     /// `AUTH mechanism [initial-response]`.
     Auth {
+        /// The SASL mechanism, upper-cased.
         mechanism: String,
+        /// The initial response, base64 or `=`.
         initial_response: Option<String>,
     },
     /// A command known to SMTP that this server does not implement, upper-cased.
@@ -103,7 +115,12 @@ pub enum Command {
     /// A verb this server does not know, upper-cased and cut to 64 characters.
     Unknown(String),
     /// A known verb with bad arguments.
-    Invalid { verb: &'static str, reason: String },
+    Invalid {
+        /// The verb, upper-cased.
+        verb: &'static str,
+        /// What is wrong with the arguments.
+        reason: String,
+    },
 }
 
 impl Command {
