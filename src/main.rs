@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
-use smtp_fault::scenario::{self, DocumentedError, Scenario};
+use smtp_fault::scenario::{self, Scenario};
 use smtp_fault::tls::{self, Catalogue};
 use smtp_fault::{ControlConfig, Server, ServerConfig};
 
@@ -40,8 +40,12 @@ enum Commands {
         `listening smtp 127.0.0.1:2525`, before anything else. Logs go to standard error.")]
     Serve(ServeArgs),
     /// List the built-in scenarios and the error each reproduces.
-    #[command(after_help = "Example:\n  smtp-fault scenarios")]
-    Scenarios,
+    #[command(after_help = "Examples:\n  smtp-fault scenarios\n  smtp-fault scenarios --markdown")]
+    Scenarios {
+        /// Print the README's Markdown table instead: name, error, what the destination does.
+        #[arg(long)]
+        markdown: bool,
+    },
     /// Validate scenario files; stops at the first bad one with its file:line:column.
     #[command(after_help = "Example:\n  smtp-fault check scenarios/*.toml")]
     Check {
@@ -109,7 +113,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Commands::Serve(args) => serve(args),
-        Commands::Scenarios => list_scenarios(),
+        Commands::Scenarios { markdown } => list_scenarios(markdown),
         Commands::Check { files } => check(&files),
         Commands::Certs {
             out,
@@ -190,21 +194,15 @@ async fn wait_for_signal() {
     }
 }
 
-/// `other: 452 4.2.2`, `450 4.4.316 Connection refused` or `none (delivered)`.
-fn error_label(scenario: &Scenario) -> String {
-    match (scenario.reproduces.error, &scenario.reproduces.reply) {
-        (DocumentedError::Other, Some(reply)) => format!("other: {reply}"),
-        (DocumentedError::Other, None) => "other".to_string(),
-        (DocumentedError::None, _) => "none (delivered)".to_string(),
-        (error, _) => error.to_string(),
-    }
-}
-
-fn list_scenarios() -> Result<ExitCode> {
+fn list_scenarios(markdown: bool) -> Result<ExitCode> {
     let mut stdout = std::io::stdout().lock();
+    if markdown {
+        write!(stdout, "{}", scenario::markdown_table())?;
+        return Ok(ExitCode::SUCCESS);
+    }
     for name in scenario::builtin_names() {
         let scenario = scenario::builtin(name).expect("listed names exist");
-        writeln!(stdout, "{name:<24} {}", error_label(&scenario))?;
+        writeln!(stdout, "{name:<28} {}", scenario.reproduces.label())?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -216,7 +214,7 @@ fn check(files: &[PathBuf]) -> Result<ExitCode> {
                 "{}: ok ({}, {})",
                 file.display(),
                 scenario.name,
-                error_label(&scenario)
+                scenario.reproduces.label()
             ),
             Err(e) => {
                 eprintln!("{e}");

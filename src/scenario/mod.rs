@@ -117,6 +117,32 @@ pub struct Reproduces {
     pub fix: Option<String>,
 }
 
+impl Reproduces {
+    /// A short label: `450 4.4.316 Connection refused`, `other: 452 4.2.2` or
+    /// `none (delivered)`.
+    pub fn label(&self) -> String {
+        match (self.error, &self.reply) {
+            (DocumentedError::Other, Some(reply)) => format!("other: {reply}"),
+            (DocumentedError::Other, None) => "other".to_string(),
+            (DocumentedError::None, _) => "none (delivered)".to_string(),
+            (error, _) => error.to_string(),
+        }
+    }
+}
+
+/// The Markdown table of the built-in scenarios that the README carries: one row each, with
+/// the error it reproduces and what the destination does, generated from the files.
+pub fn markdown_table() -> String {
+    let mut table =
+        String::from("| scenario | reproduces | what the destination does |\n|---|---|---|\n");
+    for name in builtin_names() {
+        let scenario = builtin(name).expect("listed names exist");
+        let label = scenario.reproduces.label();
+        table.push_str(&format!("| `{name}` | {label} | {} |\n", scenario.summary));
+    }
+    table
+}
+
 /// How the SMTP listener treats connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
