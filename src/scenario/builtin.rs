@@ -192,4 +192,17 @@ mod tests {
         built_in.sort();
         assert_eq!(on_disk, built_in);
     }
+
+    #[test]
+    fn the_readme_table_is_the_one_generated_from_the_files() {
+        let readme = include_str!("../../README.md");
+        let begin = "<!-- scenarios:begin -->\n";
+        let start = readme.find(begin).expect("README has the begin marker") + begin.len();
+        let end = readme.find("<!-- scenarios:end -->").expect("README has the end marker");
+        assert_eq!(
+            &readme[start..end],
+            super::super::markdown_table(),
+            "regenerate it with `smtp-fault scenarios --markdown`"
+        );
+    }
 }
