@@ -512,11 +512,11 @@ impl<S: Socket> Session<S> {
             }
             Command::NotImplemented(_) => self.error(Reply::not_implemented()),
             Command::Unknown(verb) => {
-                warn!(verb = %verb, "unknown command");
+                warn!(verb = ?verb, "unknown command");
                 self.error(Reply::unknown_command())
             }
             Command::Invalid { verb, reason } => {
-                warn!(verb, reason = %reason, "syntax error");
+                warn!(verb, reason = ?reason, "syntax error");
                 self.error(Reply::syntax_error(&reason))
             }
         }
