@@ -10,6 +10,7 @@
 //! what arrived; [`server`] ties them together behind listeners.
 
 pub mod capture;
+pub mod dns;
 pub mod faults;
 pub mod protocol;
 pub mod scenario;
