@@ -74,6 +74,7 @@
 mod blocking;
 pub mod capture;
 pub mod control;
+pub mod dns;
 pub mod faults;
 pub mod protocol;
 pub mod scenario;
