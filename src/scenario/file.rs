@@ -11,7 +11,10 @@ use std::ops::Range;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{DocumentedError, ListenerMode, Reproduces, Scenario, ServerSettings, TlsSettings};
+use super::{
+    DnsSettings, DocumentedError, ListenerMode, Reproduces, Scenario, ServerSettings, TlsSettings,
+};
+use crate::dns::DnsFault;
 use crate::faults::{
     AttemptRange, Chance, ChancePer, Close, Condition, Delay, Fault, FaultKind, Greylist,
     OmitExtension, Pattern, RateLimit, ReplyFault, Reset, Stage, Stall, Then, Throttle,
@@ -95,6 +98,8 @@ struct RawScenario {
     #[serde(default)]
     tls: Option<RawTls>,
     #[serde(default)]
+    dns: Option<RawDns>,
+    #[serde(default)]
     faults: Vec<S<RawFault>>,
 }
 
@@ -127,6 +132,14 @@ struct RawTls {
     certificate: Option<S<String>>,
     versions: Option<S<String>>,
     required: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDns {
+    zone: Option<S<String>>,
+    fault: Option<S<String>>,
+    ttl: Option<S<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -231,6 +244,7 @@ impl Validator<'_> {
             server: self.server(raw.server.as_ref())?,
             tls: self.tls(raw.tls.as_ref())?,
             faults,
+            dns: raw.dns.as_ref().map(|d| self.dns(d)).transpose()?,
             source: None,
         })
     }
@@ -352,6 +366,41 @@ impl Validator<'_> {
                     ),
                 )
             })?;
+        }
+        Ok(settings)
+    }
+
+    fn dns(&self, raw: &RawDns) -> Result<DnsSettings, ScenarioError> {
+        let mut settings = DnsSettings::default();
+        if let Some(v) = &raw.zone {
+            let zone = self.text(v, "zone")?.trim_end_matches('.').to_ascii_lowercase();
+            let label_ok = |l: &str| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                    && !l.starts_with('-')
+                    && !l.ends_with('-')
+            };
+            if !zone.contains('.') || !zone.split('.').all(label_ok) {
+                return Err(self.error(
+                    v.span(),
+                    format!("invalid zone {zone:?}: expected a name of two labels or more, such as \"lab.test\""),
+                ));
+            }
+            settings.zone = zone;
+        }
+        if let Some(v) = &raw.fault {
+            let fault = DnsFault::from_name(v.get_ref()).ok_or_else(|| {
+                let names: Vec<_> = DnsFault::ALL.iter().map(|f| f.name()).collect();
+                self.error(
+                    v.span(),
+                    format!("unknown dns fault {:?}; expected one of {}", v.get_ref(), names.join(", ")),
+                )
+            })?;
+            settings.fault = Some(fault);
+        }
+        if let Some(v) = &raw.ttl {
+            settings.ttl = self.number(v, "ttl", 0, 86_400)? as u32;
         }
         Ok(settings)
     }

@@ -15,6 +15,7 @@ use std::path::Path;
 pub use builtin::{BUILTIN, builtin, builtin_names};
 pub use file::ScenarioError;
 
+use crate::dns::DnsFault;
 use crate::faults::{Fault, FaultKind, Stage};
 use crate::protocol::BareNewlines;
 use crate::tls::{CertVariant, TlsVersions};
@@ -240,6 +241,23 @@ impl Default for TlsSettings {
     }
 }
 
+/// The lab DNS server a scenario runs: the zone it answers for and how it misbehaves.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DnsSettings {
+    /// The zone, `lab.test` by default; its MX leads to the SMTP listener.
+    pub zone: String,
+    /// The misbehaviour, or none for a healthy zone.
+    pub fault: Option<DnsFault>,
+    /// The TTL of every record, in seconds.
+    pub ttl: u32,
+}
+
+impl Default for DnsSettings {
+    fn default() -> Self {
+        Self { zone: crate::dns::DnsConfig::DEFAULT_ZONE.to_string(), fault: None, ttl: 300 }
+    }
+}
+
 /// A whole scenario: its description, the receiver's settings and the faults.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Scenario {
@@ -253,6 +271,8 @@ pub struct Scenario {
     pub server: ServerSettings,
     /// TLS behaviour.
     pub tls: TlsSettings,
+    /// The lab DNS server, when the scenario has one.
+    pub dns: Option<DnsSettings>,
     /// The faults, in the order they are considered.
     pub faults: Vec<Fault>,
     /// The TOML text it was loaded from, if it was.
@@ -272,6 +292,7 @@ impl Default for Scenario {
             },
             server: ServerSettings::default(),
             tls: TlsSettings::default(),
+            dns: None,
             faults: Vec::new(),
             source: None,
         }
