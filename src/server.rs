@@ -137,8 +137,14 @@ impl Server {
         };
         let smtps_addr = smtps.as_ref().map(local_addr).transpose()?;
 
-        let task = smtp_listener(shared.clone(), smtp, smtp_addr);
+        // The first listener mode is in effect before `start` returns, so that a client that
+        // connects at once meets the scenario and not a socket that is not listening yet.
+        let (ready, listening) = tokio::sync::oneshot::channel();
+        let task = smtp_listener(shared.clone(), smtp, smtp_addr, ready);
         shared.tracker.spawn(task);
+        listening
+            .await
+            .map_err(|_| io::Error::other(format!("the SMTP listener on {smtp_addr} failed")))?;
         if let Some(socket) = smtps {
             let listener = TcpListener::from_std(socket.into())?;
             shared
@@ -259,9 +265,20 @@ fn local_addr(socket: &RawSocket) -> io::Result<SocketAddr> {
 }
 
 /// Runs the SMTP listener, following the scenario's listener mode as it changes.
-async fn smtp_listener(shared: Arc<Shared>, socket: RawSocket, addr: SocketAddr) {
+async fn smtp_listener(
+    shared: Arc<Shared>,
+    socket: RawSocket,
+    addr: SocketAddr,
+    ready: tokio::sync::oneshot::Sender<()>,
+) {
     let mut changes = shared.scenario.subscribe();
     let mut socket = Some(socket);
+    let mut ready = Some(ready);
+    let mut in_effect = || {
+        if let Some(ready) = ready.take() {
+            let _ = ready.send(());
+        }
+    };
     loop {
         let mode = changes.borrow_and_update().server.listener;
         let raw = match socket.take() {
@@ -297,6 +314,7 @@ async fn smtp_listener(shared: Arc<Shared>, socket: RawSocket, addr: SocketAddr)
                         return;
                     }
                 };
+                in_effect();
                 tokio::select! {
                     _ = accept_loop(shared.clone(), listener, false) => return,
                     _ = changed => {}
@@ -304,6 +322,7 @@ async fn smtp_listener(shared: Arc<Shared>, socket: RawSocket, addr: SocketAddr)
             }
             ListenerMode::Refuse => {
                 // Bound and silent: holding the socket keeps the port ours.
+                in_effect();
                 tokio::select! {
                     _ = shared.shutdown.cancelled() => return,
                     _ = changed => {}
@@ -319,6 +338,7 @@ async fn smtp_listener(shared: Arc<Shared>, socket: RawSocket, addr: SocketAddr)
                     }
                 };
                 debug!(fillers = fillers.len(), "accept queue filled");
+                in_effect();
                 tokio::select! {
                     _ = shared.shutdown.cancelled() => return,
                     _ = changed => {}
