@@ -383,11 +383,8 @@ impl<S: Socket> Session<S> {
             return self.error(Reply::bad_sequence("no SMTP service here"));
         }
         match command {
-            Command::Ehlo(name) => self.staged(Stage::Ehlo, None, |s| s.ehlo(name, true)).await,
-            Command::Helo(name) => {
-                self.staged(Stage::Ehlo, None, |s| s.ehlo(name, false))
-                    .await
-            }
+            Command::Ehlo(name) => self.greeted(name, true).await,
+            Command::Helo(name) => self.greeted(name, false).await,
             Command::Mail { from, params } => {
                 // The sender pattern of a `mail` fault matches the address being given.
                 let previous = self.tx.from.replace(from.clone());
@@ -459,6 +456,16 @@ impl<S: Socket> Session<S> {
         }
     }
 
+    /// EHLO or HELO through the `ehlo` stage. The HELO pattern of an `ehlo` fault matches the
+    /// name being given, as the sender pattern of a `mail` fault matches the sender.
+    async fn greeted(&mut self, name: String, esmtp: bool) -> Flow {
+        let previous = self.helo.replace(name.clone());
+        let decision = self.decide(Stage::Ehlo, None).await;
+        self.helo = previous;
+        let decision = decision?;
+        self.apply(decision, |s| s.ehlo(name, esmtp))
+    }
+
     /// Decides `stage`, then applies the decision to the normal handling in `normal`.
     async fn staged(
         &mut self,
@@ -496,13 +503,14 @@ impl<S: Socket> Session<S> {
 
     fn ehlo(&mut self, name: String, esmtp: bool) -> Reply {
         self.reset_transaction();
+        // Set first, so that an `omit_extension` fault with a HELO pattern sees this name.
+        self.helo = Some(name.clone());
         let reply = if esmtp {
             let extensions = self.extensions();
             Reply::ehlo(&self.env.hostname, &name, &extensions)
         } else {
             Reply::helo(&self.env.hostname, &name)
         };
-        self.helo = Some(name);
         self.esmtp = esmtp;
         self.state = State::Mail;
         reply
