@@ -377,6 +377,41 @@ async fn stall_after_data_makes_curl_time_out_after_its_own_timeout() {
     assert_eq!(status.code(), Some(28));
 }
 
+#[tokio::test]
+async fn slow_greeting_loses_impatient_clients_and_delivers_for_a_patient_one() {
+    // The built-in waits ten seconds; a copy of it that waits 1.5 seconds behaves the same.
+    let builtin = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scenarios/slow-greeting.toml"
+    ))
+    .expect("the built-in file");
+    assert!(builtin.contains("delay_ms = 10000"), "{builtin}");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("slow-greeting.toml");
+    std::fs::write(
+        &file,
+        builtin.replace("delay_ms = 10000", "delay_ms = 1500"),
+    )
+    .unwrap();
+    let serve = Serve::start(&["--scenario", &file.display().to_string()]).await;
+
+    let (output, _) = swaks(&serve, "to@b.test", &[]).await;
+    assert_exit(
+        &output,
+        21,
+        &["Timeout (1 secs) waiting for server response"],
+    );
+
+    // curl counts the wait for the greeting as part of connecting.
+    let (output, _) = curl(&serve, &["to@b.test"], MESSAGE, &[]).await;
+    assert_exit(&output, 28, &["Connected to", "with 0 bytes received"]);
+
+    let patient = ["--connect-timeout", "5"];
+    let (output, took) = curl(&serve, &["to@b.test"], MESSAGE, &patient).await;
+    assert_exit(&output, 0, &["< 220 mx.lab.test", "< 250 2.0.0 OK"]);
+    assert_took(took, Duration::from_millis(1500), SLACK);
+}
+
 /// The envelope written beside message `id` in a capture directory.
 fn envelope_file(dir: &Path, id: u64) -> serde_json::Value {
     let path = dir.join(format!("{id:06}.json"));
