@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use smtp_fault::scenario::{self, Scenario};
 use smtp_fault::tls::{self, Catalogue};
 use smtp_fault::{ControlConfig, Server, ServerConfig};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
 #[derive(Parser)]
 #[command(
@@ -165,6 +166,9 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
             ..ServerConfig::default()
         };
         let server = Server::start(config).await?;
+        // The handlers are in place before the listening line, so that a SIGTERM sent as soon
+        // as the line is read shuts down cleanly instead of killing the process.
+        let signals = Signals::install()?;
 
         let mut stdout = std::io::stdout().lock();
         writeln!(stdout, "listening smtp {}", server.smtp_addr())?;
@@ -178,19 +182,32 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
         drop(stdout);
         tracing::info!(scenario = %server.scenario().name, "ready");
 
-        wait_for_signal().await;
+        signals.wait().await;
         tracing::info!("shutting down");
         server.shutdown().await;
         Ok(ExitCode::SUCCESS)
     })
 }
 
-async fn wait_for_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+/// SIGTERM and SIGINT, either of which shuts the server down.
+struct Signals {
+    terminate: Signal,
+    interrupt: Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Self> {
+        Ok(Self {
+            terminate: signal(SignalKind::terminate()).context("cannot handle SIGTERM")?,
+            interrupt: signal(SignalKind::interrupt()).context("cannot handle SIGINT")?,
+        })
+    }
+
+    async fn wait(mut self) {
+        tokio::select! {
+            _ = self.terminate.recv() => {}
+            _ = self.interrupt.recv() => {}
+        }
     }
 }
 

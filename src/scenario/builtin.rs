@@ -198,7 +198,9 @@ mod tests {
         let readme = include_str!("../../README.md");
         let begin = "<!-- scenarios:begin -->\n";
         let start = readme.find(begin).expect("README has the begin marker") + begin.len();
-        let end = readme.find("<!-- scenarios:end -->").expect("README has the end marker");
+        let end = readme
+            .find("<!-- scenarios:end -->")
+            .expect("README has the end marker");
         assert_eq!(
             &readme[start..end],
             super::super::markdown_table(),

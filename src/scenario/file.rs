@@ -373,7 +373,10 @@ impl Validator<'_> {
     fn dns(&self, raw: &RawDns) -> Result<DnsSettings, ScenarioError> {
         let mut settings = DnsSettings::default();
         if let Some(v) = &raw.zone {
-            let zone = self.text(v, "zone")?.trim_end_matches('.').to_ascii_lowercase();
+            let zone = self
+                .text(v, "zone")?
+                .trim_end_matches('.')
+                .to_ascii_lowercase();
             let label_ok = |l: &str| {
                 !l.is_empty()
                     && l.len() <= 63
@@ -394,7 +397,11 @@ impl Validator<'_> {
                 let names: Vec<_> = DnsFault::ALL.iter().map(|f| f.name()).collect();
                 self.error(
                     v.span(),
-                    format!("unknown dns fault {:?}; expected one of {}", v.get_ref(), names.join(", ")),
+                    format!(
+                        "unknown dns fault {:?}; expected one of {}",
+                        v.get_ref(),
+                        names.join(", ")
+                    ),
                 )
             })?;
             settings.fault = Some(fault);

@@ -254,7 +254,11 @@ pub struct DnsSettings {
 
 impl Default for DnsSettings {
     fn default() -> Self {
-        Self { zone: crate::dns::DnsConfig::DEFAULT_ZONE.to_string(), fault: None, ttl: 300 }
+        Self {
+            zone: crate::dns::DnsConfig::DEFAULT_ZONE.to_string(),
+            fault: None,
+            ttl: 300,
+        }
     }
 }
 
