@@ -88,6 +88,10 @@ struct ServeArgs {
     /// Also write each accepted message here, as ID.eml beside ID.json.
     #[arg(long)]
     capture_dir: Option<PathBuf>,
+    /// Where the lab DNS server listens (UDP and TCP). It runs when this is given or when the
+    /// scenario has a [dns] part.
+    #[arg(long)]
+    listen_dns: Option<SocketAddr>,
     /// Run the HTTP control API on this address (loopback unless a token is given).
     #[arg(long)]
     control: Option<SocketAddr>,
@@ -174,6 +178,9 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
         writeln!(stdout, "listening smtp {}", server.smtp_addr())?;
         if let Some(addr) = server.smtps_addr() {
             writeln!(stdout, "listening smtps {addr}")?;
+        }
+        if let Some(addr) = server.dns_addr() {
+            writeln!(stdout, "listening dns {addr}")?;
         }
         if let Some(addr) = server.control_addr() {
             writeln!(stdout, "listening control {addr}")?;

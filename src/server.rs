@@ -13,7 +13,7 @@
 //!   connect times out. No root and no firewall rule are needed, only loopback.
 
 use std::io;
-use std::net::{SocketAddr, TcpStream as StdTcpStream};
+use std::net::{IpAddr, SocketAddr, TcpStream as StdTcpStream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -30,9 +30,10 @@ use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use crate::capture::{CaptureStore, Message, Transcript};
+use crate::dns::{DnsConfig, DnsServer};
 use crate::faults::History;
 use crate::protocol::Reply;
-use crate::scenario::{ListenerMode, Scenario, ScenarioError};
+use crate::scenario::{DnsSettings, ListenerMode, Scenario, ScenarioError};
 use crate::session::{self, SessionEnv};
 
 /// How a server is set up.
@@ -54,6 +55,9 @@ pub struct ServerConfig {
     pub max_transcripts: usize,
     /// The HTTP control API, if it should run.
     pub control: Option<ControlConfig>,
+    /// Where the lab DNS server binds. It runs when this is set or when the scenario has a
+    /// `[dns]` part (then on 127.0.0.1:0 unless this says otherwise).
+    pub dns: Option<SocketAddr>,
 }
 
 /// Where the HTTP control API listens and what it asks of callers.
@@ -76,6 +80,7 @@ impl Default for ServerConfig {
             max_sessions: 16_384,
             max_transcripts: 1000,
             control: None,
+            dns: None,
         }
     }
 }
@@ -108,13 +113,16 @@ struct AtomicCounters {
 struct Active {
     scenario: Arc<Scenario>,
     history: Arc<History>,
+    /// Counts the scenarios the server has had, so the listener can say which is in effect.
+    generation: u64,
 }
 
 impl Active {
-    fn new(scenario: Arc<Scenario>) -> Self {
+    fn new(scenario: Arc<Scenario>, generation: u64) -> Self {
         Self {
             scenario,
             history: Arc::new(History::new()),
+            generation,
         }
     }
 }
@@ -123,6 +131,8 @@ impl Active {
 struct Shared {
     hostname: Arc<str>,
     scenario: watch::Sender<Active>,
+    /// The generation of the scenario whose listener mode is in effect.
+    listener_generation: watch::Sender<u64>,
     capture: Arc<CaptureStore>,
     counters: AtomicCounters,
     sessions: Arc<Semaphore>,
@@ -146,6 +156,7 @@ pub struct ServerHandle {
     smtp_addr: SocketAddr,
     smtps_addr: Option<SocketAddr>,
     control_addr: Option<SocketAddr>,
+    dns: Option<Arc<DnsServer>>,
 }
 
 impl Server {
@@ -162,7 +173,8 @@ impl Server {
         let shared = Arc::new(Shared {
             tls: RwLock::new(tls_acceptor(&hostname, &scenario)),
             hostname,
-            scenario: watch::Sender::new(Active::new(scenario)),
+            scenario: watch::Sender::new(Active::new(scenario, 0)),
+            listener_generation: watch::Sender::new(0),
             capture: Arc::new(CaptureStore::new(
                 config.capture_dir,
                 config.max_transcripts,
@@ -193,11 +205,24 @@ impl Server {
             .map(|l| l.local_addr())
             .transpose()?;
 
+        let dns_settings = scenario_dns(&shared);
+        let dns = match (config.dns, dns_settings) {
+            (None, None) => None,
+            (addr, settings) => {
+                let addr = addr.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
+                let settings = settings.unwrap_or_default();
+                let config = dns_config(&settings, &shared.hostname, smtp_addr);
+                let server = DnsServer::start(addr, config, shared.shutdown.clone()).await?;
+                Some(Arc::new(server))
+            }
+        };
+
         let handle = ServerHandle {
             shared: shared.clone(),
             smtp_addr,
             smtps_addr,
             control_addr,
+            dns,
         };
         // The first listener mode is in effect before `start` returns, so that a client that
         // connects at once meets the scenario and not a socket that is not listening yet.
@@ -266,6 +291,11 @@ impl ServerHandle {
         self.control_addr
     }
 
+    /// The lab DNS server's address (UDP and TCP), if it runs.
+    pub fn dns_addr(&self) -> Option<SocketAddr> {
+        self.dns.as_ref().map(|d| d.local_addr())
+    }
+
     /// The name the server gives itself.
     pub fn hostname(&self) -> &str {
         &self.shared.hostname
@@ -282,14 +312,38 @@ impl ServerHandle {
     }
 
     /// Replaces the scenario for new sessions; sessions already running keep theirs. Attempt
-    /// and message numbers, greylisting and rate limits start afresh. A change of listener mode
-    /// takes effect at once.
+    /// and message numbers, greylisting and rate limits start afresh, and the lab DNS server
+    /// takes the new scenario's zone. A change of listener mode follows within moments, on the
+    /// listener's own task; [`switch_scenario`](Self::switch_scenario) waits for it.
     pub fn set_scenario(&self, scenario: Scenario) {
         let scenario = Arc::new(scenario);
         *self.shared.tls.write().expect("tls lock") =
             tls_acceptor(&self.shared.hostname, &scenario);
         info!(scenario = %scenario.name, "scenario replaced");
-        self.shared.scenario.send_replace(Active::new(scenario));
+        let generation = self.shared.scenario.borrow().generation + 1;
+        self.shared
+            .scenario
+            .send_replace(Active::new(scenario, generation));
+        if let Some(dns) = &self.dns {
+            let settings = self.scenario().dns.clone().unwrap_or_default();
+            dns.set_config(dns_config(&settings, &self.shared.hostname, self.smtp_addr));
+        }
+    }
+
+    /// Replaces the scenario like [`set_scenario`](Self::set_scenario), then waits until the
+    /// SMTP listener follows its listener mode, so that the next connection meets it: a switch
+    /// to `refuse` is refused from the moment this returns.
+    pub async fn switch_scenario(&self, scenario: Scenario) {
+        self.set_scenario(scenario);
+        let generation = self.shared.scenario.borrow().generation;
+        let mut applied = self.shared.listener_generation.subscribe();
+        let wait = applied.wait_for(|g| *g >= generation);
+        if tokio::time::timeout(Duration::from_secs(5), wait)
+            .await
+            .is_err()
+        {
+            warn!("the SMTP listener did not follow the new scenario within 5 s");
+        }
     }
 
     /// The capture store.
@@ -370,13 +424,18 @@ async fn smtp_listener(
     let mut changes = shared.scenario.subscribe();
     let mut socket = Some(socket);
     let mut ready = Some(ready);
-    let mut in_effect = || {
+    let applied = shared.listener_generation.clone();
+    let mut in_effect = |generation: u64| {
         if let Some(ready) = ready.take() {
             let _ = ready.send(());
         }
+        applied.send_replace(generation);
     };
     loop {
-        let mode = changes.borrow_and_update().scenario.server.listener;
+        let (mode, generation) = {
+            let active = changes.borrow_and_update();
+            (active.scenario.server.listener, active.generation)
+        };
         let raw = match socket.take() {
             Some(s) => s,
             None => match bind(addr) {
@@ -393,9 +452,15 @@ async fn smtp_listener(
                 if changes.changed().await.is_err() {
                     std::future::pending::<()>().await;
                 }
-                if changes.borrow().scenario.server.listener != mode {
+                let (next, generation) = {
+                    let active = changes.borrow();
+                    (active.scenario.server.listener, active.generation)
+                };
+                if next != mode {
                     return;
                 }
+                // Same mode: the listener already serves the new scenario.
+                shared.listener_generation.send_replace(generation);
             }
         };
         match mode {
@@ -410,7 +475,7 @@ async fn smtp_listener(
                         return;
                     }
                 };
-                in_effect();
+                in_effect(generation);
                 tokio::select! {
                     _ = accept_loop(shared.clone(), listener, false) => return,
                     _ = changed => {}
@@ -418,7 +483,7 @@ async fn smtp_listener(
             }
             ListenerMode::Refuse => {
                 // Bound and silent: holding the socket keeps the port ours.
-                in_effect();
+                in_effect(generation);
                 tokio::select! {
                     _ = shared.shutdown.cancelled() => return,
                     _ = changed => {}
@@ -434,7 +499,7 @@ async fn smtp_listener(
                     }
                 };
                 debug!(fillers = fillers.len(), "accept queue filled");
-                in_effect();
+                in_effect(generation);
                 tokio::select! {
                     _ = shared.shutdown.cancelled() => return,
                     _ = changed => {}
@@ -548,6 +613,31 @@ async fn turn_away(mut stream: TcpStream, hostname: Arc<str>) {
     Reply::too_many_sessions(&hostname).write_to(&mut out);
     let _ = stream.write_all(&out).await;
     let _ = stream.shutdown().await;
+}
+
+fn scenario_dns(shared: &Shared) -> Option<DnsSettings> {
+    shared.scenario.borrow().scenario.dns.clone()
+}
+
+/// The lab DNS server's view of the scenario: its zone leads to the SMTP listener, through
+/// the server's own name when that name is in the zone.
+fn dns_config(settings: &DnsSettings, hostname: &str, smtp_addr: SocketAddr) -> DnsConfig {
+    let ip = match smtp_addr.ip() {
+        ip if ip.is_unspecified() && ip.is_ipv4() => IpAddr::from([127, 0, 0, 1]),
+        ip if ip.is_unspecified() => IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    let mut config = DnsConfig::new(settings.zone.clone(), ip).with_fault(settings.fault);
+    config.ttl = settings.ttl;
+    let hostname = hostname.to_ascii_lowercase();
+    let candidate = DnsConfig {
+        mx_host: hostname.clone(),
+        ..config.clone()
+    };
+    if hostname.ends_with(&format!(".{}", settings.zone)) && candidate.validate().is_ok() {
+        config = candidate;
+    }
+    config
 }
 
 /// The acceptor for the scenario's certificate and protocol versions, or none when the hostname

@@ -299,7 +299,7 @@ async fn put_scenario(State(api): State<Api>, headers: HeaderMap, body: Bytes) -
     match parsed {
         Ok(scenario) => {
             let shown = view(&scenario);
-            api.server.set_scenario(scenario);
+            api.server.switch_scenario(scenario).await;
             axum::Json(shown).into_response()
         }
         Err(message) => {

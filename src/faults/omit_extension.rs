@@ -2,7 +2,7 @@
 //!
 //! With STARTTLS left out, a sender that requires TLS gives up before MAIL FROM, which is how a
 //! destination that does not offer TLS looks on the wire. The command itself is still refused
-//! with 503 if the client sends it anyway, as a server without the extension would.
+//! with 502 if the client sends it anyway, as a server without the extension would.
 
 use std::fmt;
 

@@ -123,6 +123,34 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../scenarios/tls13-only.toml"),
     ),
     (
+        "dns-query-failed.toml",
+        include_str!("../../scenarios/dns-query-failed.toml"),
+    ),
+    (
+        "dns-servfail.toml",
+        include_str!("../../scenarios/dns-servfail.toml"),
+    ),
+    (
+        "dns-refused.toml",
+        include_str!("../../scenarios/dns-refused.toml"),
+    ),
+    (
+        "dns-nxdomain.toml",
+        include_str!("../../scenarios/dns-nxdomain.toml"),
+    ),
+    (
+        "dns-no-mx.toml",
+        include_str!("../../scenarios/dns-no-mx.toml"),
+    ),
+    (
+        "dns-timeout.toml",
+        include_str!("../../scenarios/dns-timeout.toml"),
+    ),
+    (
+        "dns-stale-mx.toml",
+        include_str!("../../scenarios/dns-stale-mx.toml"),
+    ),
+    (
         "greylisting.toml",
         include_str!("../../scenarios/greylisting.toml"),
     ),
