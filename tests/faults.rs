@@ -462,13 +462,11 @@ async fn an_omitted_extension_with_a_helo_condition_is_hidden_from_that_client_o
 }
 
 #[tokio::test]
-#[ignore = "set_scenario returns before the SMTP listener has changed mode, so a connect made \
-            right after it is accepted by the old listener and then reset"]
-async fn switching_the_listener_to_refuse_takes_effect_at_once() {
+async fn switching_the_listener_to_refuse_takes_effect_once_switch_scenario_returns() {
     let server = start(builtin("accept")).await;
     let mut running = Client::ready(server.smtp_addr()).await;
 
-    server.set_scenario(builtin("connection-refused"));
+    server.switch_scenario(builtin("connection-refused")).await;
 
     let err = tokio::net::TcpStream::connect(server.smtp_addr())
         .await
