@@ -11,6 +11,7 @@
 
 pub mod capture;
 pub mod faults;
+pub mod probe;
 pub mod protocol;
 pub mod scenario;
 pub mod server;
