@@ -76,6 +76,7 @@ pub mod capture;
 pub mod control;
 pub mod dns;
 pub mod faults;
+pub mod probe;
 pub mod protocol;
 pub mod scenario;
 pub mod server;
