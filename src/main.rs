@@ -54,6 +54,8 @@ enum Commands {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Play a sending connector against a destination and give the documented verdict.
+    Probe(smtp_fault::probe::ProbeArgs),
     /// Write the lab CA, its key and every certificate variant as PEM files.
     #[command(after_help = "Examples:\n  \
         smtp-fault certs --out /tmp/lab-certs\n  \
@@ -120,6 +122,7 @@ fn main() -> ExitCode {
         Commands::Serve(args) => serve(args),
         Commands::Scenarios { markdown } => list_scenarios(markdown),
         Commands::Check { files } => check(&files),
+        Commands::Probe(args) => Ok(smtp_fault::probe::run_cli_blocking(args)),
         Commands::Certs {
             out,
             hostname,

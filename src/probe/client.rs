@@ -103,6 +103,13 @@ pub(crate) async fn attempt(
                     DocumentedError::ConnectionTimedOut,
                     format!("the connection attempt to {addr} timed out: {e}"),
                 ),
+                // The handshake completed and the reset came before connect() returned: the
+                // server accepted the connection and dropped it, which is a closed session,
+                // not a refusal.
+                io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted => (
+                    DocumentedError::ConnectionClosed,
+                    format!("{addr} accepted the connection and reset it at once: {e}"),
+                ),
                 _ => (
                     DocumentedError::CannotConnect,
                     format!("cannot connect to {addr}: {e}"),
