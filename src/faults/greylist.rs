@@ -35,8 +35,20 @@ impl Greylist {
         Some(Reply::new(
             451,
             Some(EnhancedCode::new(4, 7, 1)),
-            format!("Greylisted, please try again in {seconds} seconds"),
+            format!(
+                "Greylisted, please try again in {}",
+                plural(seconds, "second")
+            ),
         ))
+    }
+}
+
+/// `1 second`, `3 seconds`.
+pub(crate) fn plural(n: u128, unit: &str) -> String {
+    if n == 1 {
+        format!("1 {unit}")
+    } else {
+        format!("{n} {unit}s")
     }
 }
 
@@ -62,6 +74,10 @@ mod tests {
             .refusal(Greylisted::TooSoon(Duration::from_millis(1200)))
             .unwrap();
         assert!(reply.to_text().ends_with("in 2 seconds"));
+        let reply = g
+            .refusal(Greylisted::TooSoon(Duration::from_millis(300)))
+            .unwrap();
+        assert!(reply.to_text().ends_with("in 1 second"), "{reply}");
         assert!(g.refusal(Greylisted::Passed).is_none());
     }
 }

@@ -31,9 +31,9 @@ impl RateLimit {
             451,
             Some(EnhancedCode::new(4, 7, 1)),
             format!(
-                "Rate limit exceeded: at most {} messages per {} seconds, try again later",
-                self.messages,
-                self.window_ms.div_ceil(1000)
+                "Rate limit exceeded: at most {} per {}, try again later",
+                super::greylist::plural(u128::from(self.messages), "message"),
+                super::greylist::plural(u128::from(self.window_ms.div_ceil(1000)), "second"),
             ),
         )
     }
