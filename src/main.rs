@@ -91,7 +91,7 @@ struct ServeArgs {
     #[arg(long)]
     capture_dir: Option<PathBuf>,
     /// Where the lab DNS server listens (UDP and TCP). It runs when this is given or when the
-    /// scenario has a [dns] part.
+    /// scenario has a [dns] part [default: 127.0.0.1:5300, or port 0 when --listen has port 0]
     #[arg(long)]
     listen_dns: Option<SocketAddr>,
     /// Run the HTTP control API on this address (loopback unless a token is given).
@@ -159,6 +159,9 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
     }
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {
+        let dns = args
+            .listen_dns
+            .or_else(|| default_dns(&scenario, args.listen));
         let config = ServerConfig {
             scenario,
             smtp: args.listen,
@@ -170,6 +173,7 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
                 addr,
                 token: args.control_token,
             }),
+            dns,
             ..ServerConfig::default()
         };
         let server = Server::start(config).await?;
@@ -219,6 +223,14 @@ impl Signals {
             _ = self.interrupt.recv() => {}
         }
     }
+}
+
+/// A scenario with a lab zone gets its DNS server on a fixed port that a lab can type into dig;
+/// a harness that lets the SMTP port be picked gets a picked DNS port too.
+fn default_dns(scenario: &Scenario, smtp: SocketAddr) -> Option<SocketAddr> {
+    scenario.dns.as_ref()?;
+    let port = if smtp.port() == 0 { 0 } else { 5300 };
+    Some(SocketAddr::new(smtp.ip(), port))
 }
 
 fn list_scenarios(markdown: bool) -> Result<ExitCode> {
