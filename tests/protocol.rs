@@ -98,10 +98,7 @@ async fn commands_out_of_sequence_get_503_5_5_1() {
         .command("RCPT TO:<c@d.test>")
         .await
         .expect(503, "5.5.1");
-    client
-        .command("MAIL FROM:<a@b.test>")
-        .await
-        .expect(250, "2.1.0");
+    client.mail("a@b.test").await;
     client.command("DATA").await.expect(503, "5.5.1");
     client
         .command("MAIL FROM:<a@b.test>")
@@ -128,10 +125,7 @@ async fn bad_arguments_get_501_5_5_4() {
             "{line:?} got {reply:?}"
         );
     }
-    client
-        .command("MAIL FROM:<a@b.test>")
-        .await
-        .expect(250, "2.1.0");
+    client.mail("a@b.test").await;
     client.command("RCPT TO:<>").await.expect(501, "5.5.4");
 }
 
@@ -150,14 +144,8 @@ async fn a_line_over_1000_octets_gets_500_5_5_6_and_the_session_goes_on() {
     let far_too_long = format!("MAIL FROM:<{}@b.test>", "a".repeat(100_000));
     client.command(&far_too_long).await.expect(500, "5.5.6");
 
-    client
-        .command("MAIL FROM:<a@b.test>")
-        .await
-        .expect(250, "2.1.0");
-    client
-        .command("RCPT TO:<c@d.test>")
-        .await
-        .expect(250, "2.1.5");
+    client.mail("a@b.test").await;
+    client.rcpt("c@d.test").await;
 }
 
 #[tokio::test]
@@ -204,18 +192,9 @@ async fn one_recipient_past_the_limit_gets_452_4_5_3() {
     let server = start(with_server_settings("max_recipients = 2")).await;
     let mut client = Client::ready(server.smtp_addr()).await;
 
-    client
-        .command("MAIL FROM:<a@b.test>")
-        .await
-        .expect(250, "2.1.0");
-    client
-        .command("RCPT TO:<one@d.test>")
-        .await
-        .expect(250, "2.1.5");
-    client
-        .command("RCPT TO:<two@d.test>")
-        .await
-        .expect(250, "2.1.5");
+    client.mail("a@b.test").await;
+    client.rcpt("one@d.test").await;
+    client.rcpt("two@d.test").await;
     client
         .command("RCPT TO:<three@d.test>")
         .await
@@ -248,15 +227,7 @@ async fn an_idle_client_gets_421_4_4_2_and_is_disconnected() {
 async fn a_client_idle_in_the_middle_of_a_message_gets_421_4_4_2_and_nothing_is_kept() {
     let server = start(with_server_settings("idle_timeout_ms = 300")).await;
     let mut client = Client::ready(server.smtp_addr()).await;
-    client
-        .command("MAIL FROM:<a@b.test>")
-        .await
-        .expect(250, "2.1.0");
-    client
-        .command("RCPT TO:<c@d.test>")
-        .await
-        .expect(250, "2.1.5");
-    client.command("DATA").await.expect_code(354);
+    client.start_data("a@b.test", &["c@d.test"]).await;
 
     client.send(b"Subject: half\r\n\r\nhalf a mess").await;
     client.reply().await.expect(421, "4.4.2");
@@ -311,14 +282,8 @@ async fn rset_noop_vrfy_help_and_quit_get_their_replies() {
     let server = start(healthy()).await;
     let mut client = Client::ready(server.smtp_addr()).await;
 
-    client
-        .command("MAIL FROM:<a@b.test>")
-        .await
-        .expect(250, "2.1.0");
-    client
-        .command("RCPT TO:<c@d.test>")
-        .await
-        .expect(250, "2.1.5");
+    client.mail("a@b.test").await;
+    client.rcpt("c@d.test").await;
     client.command("RSET").await.expect(250, "2.0.0");
     // RSET forgot the transaction.
     client.command("DATA").await.expect(503, "5.5.1");
@@ -431,10 +396,7 @@ async fn broken_clients_never_disturb_a_healthy_session_running_beside_them() {
     let addr = server.smtp_addr();
 
     let mut healthy = Client::ready(addr).await;
-    healthy
-        .command("MAIL FROM:<a@b.test>")
-        .await
-        .expect(250, "2.1.0");
+    healthy.mail("a@b.test").await;
 
     // A 64 KiB line of binary garbage, then garbage lines until the server has had enough.
     let mut garbage = Client::greeted(addr).await;
@@ -460,18 +422,11 @@ async fn broken_clients_never_disturb_a_healthy_session_running_beside_them() {
 
     // A client that resets in the middle of a message.
     let mut mid = Client::ready(addr).await;
-    mid.command("MAIL FROM:<a@b.test>")
-        .await
-        .expect(250, "2.1.0");
-    mid.command("RCPT TO:<c@d.test>").await.expect(250, "2.1.5");
-    mid.command("DATA").await.expect_code(354);
+    mid.start_data("a@b.test", &["c@d.test"]).await;
     mid.send(b"Subject: cut\r\n\r\nhalf").await;
     mid.reset();
 
-    healthy
-        .command("RCPT TO:<c@d.test>")
-        .await
-        .expect(250, "2.1.5");
+    healthy.rcpt("c@d.test").await;
     healthy.command("DATA").await.expect_code(354);
     healthy.send(b"Subject: fine\r\n\r\nfine\r\n.\r\n").await;
     healthy.reply().await.expect(250, "2.0.0");

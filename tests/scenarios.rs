@@ -3,7 +3,9 @@
 
 mod common;
 
+use std::future::Future;
 use std::io::ErrorKind;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -22,6 +24,10 @@ const SLACK: Duration = Duration::from_millis(900);
 /// line is left without its CRLF here and the stored copy has it.
 const NOTE: &[u8] = b"Subject: note\r\n\r\nhello\r\nbye";
 
+/// The sender and recipient of every message these tests send.
+const FROM: &str = "from@a.test";
+const TO: &str = "to@b.test";
+
 fn stored_form(sent_by_lettre: &[u8]) -> Vec<u8> {
     [sent_by_lettre, b"\r\n"].concat()
 }
@@ -36,6 +42,28 @@ fn only_transcript(server: &smtp_fault::Server) -> String {
         .map(|e| format!("{:?} {}", e.direction, e.text))
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// Sends [`NOTE`] with lettre from [`FROM`] to [`TO`].
+async fn send_note(server: &smtp_fault::Server) -> Sent {
+    send(server.smtp_addr(), FROM, &[TO], NOTE).await
+}
+
+/// Has a raw client and lettre wait on the server at once, each giving up after [`PATIENCE`],
+/// and asserts that neither got a reply and that both waited the whole time. `raw` brings the
+/// raw client to the point where it waits for a reply; its time starts after that.
+async fn both_wait_in_vain(addr: SocketAddr, raw: impl Future<Output = Client>) {
+    let raw = async {
+        let mut client = raw.await;
+        timed(client.read_reply(PATIENCE)).await
+    };
+    let lettre = timed(send_within(addr, FROM, &[TO], NOTE, PATIENCE));
+    let ((read, raw_took), (sent, lettre_took)) = tokio::join!(raw, lettre);
+
+    assert_eq!(read.expect_err("no reply").kind(), ErrorKind::TimedOut);
+    assert_took(raw_took, PATIENCE, SLACK);
+    assert!(sent.is_err(), "lettre finished: {sent:?}");
+    assert_took(lettre_took, PATIENCE, SLACK);
 }
 
 /// Waits until the server has closed every session, so its transcripts are final.
@@ -53,9 +81,7 @@ async fn sessions_closed(server: &smtp_fault::Server) {
 async fn accept_delivers_and_keeps_the_envelope_and_the_message() {
     let server = start(builtin("accept")).await;
 
-    let response = send(server.smtp_addr(), "from@a.test", &["to@b.test"], NOTE)
-        .await
-        .expect("delivered");
+    let response = send_note(&server).await.expect("delivered");
 
     assert_eq!(response.code().to_string(), "250");
     assert!(
@@ -94,9 +120,7 @@ async fn connection_refused_answers_the_syn_with_a_reset() {
     assert_eq!(err.kind(), ErrorKind::ConnectionRefused, "{err}");
     assert!(started.elapsed() < PATIENCE, "a refusal is immediate");
 
-    let err = send(server.smtp_addr(), "from@a.test", &["to@b.test"], NOTE)
-        .await
-        .expect_err("lettre cannot connect");
+    let err = send_note(&server).await.expect_err("lettre cannot connect");
     assert_eq!(io_kind(&err), Some(ErrorKind::ConnectionRefused), "{err}");
     assert_eq!(server.counters().connections, 0);
 }
@@ -106,17 +130,15 @@ async fn connection_timed_out_never_answers_the_syn_so_the_connect_itself_times_
     let server = start(builtin("connection-timed-out")).await;
     let addr = server.smtp_addr();
 
-    let raw = async {
-        let started = Instant::now();
-        let connect = tokio::time::timeout(PATIENCE, TcpStream::connect(addr)).await;
-        (connect, started.elapsed())
-    };
+    let raw = timed(tokio::time::timeout(PATIENCE, TcpStream::connect(addr)));
     let lettre = async {
         let transport = lettre(addr, PATIENCE);
-        let envelope = envelope("from@a.test", &["to@b.test"]);
-        let started = Instant::now();
-        let sent = tokio::time::timeout(STEP, transport.send_raw(&envelope, NOTE)).await;
-        (sent.expect("lettre gives up by itself"), started.elapsed())
+        let envelope = envelope(FROM, &[TO]);
+        timed(tokio::time::timeout(
+            STEP,
+            transport.send_raw(&envelope, NOTE),
+        ))
+        .await
     };
     let ((connect, raw_took), (sent, lettre_took)) = tokio::join!(raw, lettre);
 
@@ -124,7 +146,9 @@ async fn connection_timed_out_never_answers_the_syn_so_the_connect_itself_times_
     assert!(connect.is_err(), "connect finished: {connect:?}");
     assert_took(raw_took, PATIENCE, SLACK);
 
-    let err = sent.expect_err("lettre cannot connect");
+    let err = sent
+        .expect("lettre gives up by itself")
+        .expect_err("lettre cannot connect");
     assert!(err.is_timeout(), "{err}");
     assert!(err.to_string().contains("connection timed out"), "{err}");
     assert_took(lettre_took, PATIENCE, SLACK);
@@ -136,23 +160,8 @@ async fn greeting_timeout_accepts_the_connection_and_never_greets() {
     let server = start(builtin("greeting-timeout")).await;
     let addr = server.smtp_addr();
 
-    let raw = async {
-        let mut client = Client::connect(addr).await;
-        let started = Instant::now();
-        let read = client.read_reply(PATIENCE).await;
-        (read, started.elapsed())
-    };
-    let lettre = async {
-        let started = Instant::now();
-        let sent = send_within(addr, "from@a.test", &["to@b.test"], NOTE, PATIENCE).await;
-        (sent, started.elapsed())
-    };
-    let ((read, raw_took), (sent, lettre_took)) = tokio::join!(raw, lettre);
+    both_wait_in_vain(addr, Client::connect(addr)).await;
 
-    assert_eq!(read.expect_err("no greeting").kind(), ErrorKind::TimedOut);
-    assert_took(raw_took, PATIENCE, SLACK);
-    assert!(sent.is_err(), "lettre finished: {sent:?}");
-    assert_took(lettre_took, PATIENCE, SLACK);
     assert_eq!(server.counters().connections, 2);
 }
 
@@ -164,9 +173,7 @@ async fn service_not_available_greets_with_421_and_closes() {
     client.reply().await.expect(421, "4.3.2");
     client.expect_fin().await;
 
-    let err = send(server.smtp_addr(), "from@a.test", &["to@b.test"], NOTE)
-        .await
-        .expect_err("refused");
+    let err = send_note(&server).await.expect_err("refused");
     assert!(err.is_transient(), "{err}");
     assert_eq!(err.status().map(|c| c.to_string()), Some("421".into()));
     assert!(
@@ -203,12 +210,9 @@ async fn tls_not_offered_leaves_starttls_out_so_a_sender_that_requires_tls_gives
         .timeout(Some(STEP))
         .tls(Tls::Required(tls))
         .build();
-    let sent = tokio::time::timeout(
-        STEP,
-        transport.send_raw(&envelope("from@a.test", &["to@b.test"]), NOTE),
-    )
-    .await
-    .expect("lettre finishes");
+    let sent = tokio::time::timeout(STEP, transport.send_raw(&envelope(FROM, &[TO]), NOTE))
+        .await
+        .expect("lettre finishes");
     let err = sent.expect_err("lettre requires TLS");
     assert!(
         err.to_string().contains("STARTTLS is not supported"),
@@ -222,13 +226,9 @@ async fn close_on_connect_sends_a_fin_before_any_greeting() {
     let server = start(builtin("close-on-connect")).await;
 
     let mut client = Client::connect(server.smtp_addr()).await;
-    let err = client.read_reply(STEP).await.expect_err("no greeting");
-    assert_eq!(err.kind(), ErrorKind::UnexpectedEof, "{err}");
-    assert!(err.to_string().contains("partial reply \"\""), "{err}");
+    client.expect_closed_without_reply().await;
 
-    let err = send(server.smtp_addr(), "from@a.test", &["to@b.test"], NOTE)
-        .await
-        .expect_err("no greeting");
+    let err = send_note(&server).await.expect_err("no greeting");
     assert!(err.is_response(), "{err}");
     assert!(err.to_string().contains("incomplete response"), "{err}");
 }
@@ -241,9 +241,7 @@ async fn reset_on_connect_sends_an_rst_before_any_greeting() {
     let err = client.read_reply(STEP).await.expect_err("no greeting");
     assert_eq!(err.kind(), ErrorKind::ConnectionReset, "{err}");
 
-    let err = send(server.smtp_addr(), "from@a.test", &["to@b.test"], NOTE)
-        .await
-        .expect_err("no greeting");
+    let err = send_note(&server).await.expect_err("no greeting");
     assert_eq!(io_kind(&err), Some(ErrorKind::ConnectionReset), "{err}");
 }
 
@@ -253,14 +251,10 @@ async fn close_on_mail_sends_a_fin_and_no_reply_to_mail_from() {
 
     let mut client = Client::ready(server.smtp_addr()).await;
     client.send(b"MAIL FROM:<from@a.test>\r\n").await;
-    let err = client.read_reply(STEP).await.expect_err("no reply to MAIL");
     // End of file, not a reset: the server closed politely, just without a word.
-    assert_eq!(err.kind(), ErrorKind::UnexpectedEof, "{err}");
-    assert!(err.to_string().contains("partial reply \"\""), "{err}");
+    client.expect_closed_without_reply().await;
 
-    let err = send(server.smtp_addr(), "from@a.test", &["to@b.test"], NOTE)
-        .await
-        .expect_err("no reply to MAIL");
+    let err = send_note(&server).await.expect_err("no reply to MAIL");
     assert!(err.to_string().contains("incomplete response"), "{err}");
     assert!(server.messages().is_empty());
 }
@@ -281,15 +275,7 @@ async fn reset_during_body_resets_after_1024_bytes_and_keeps_nothing() {
     let server = start(builtin("reset-during-body")).await;
 
     let mut client = Client::ready(server.smtp_addr()).await;
-    client
-        .command("MAIL FROM:<from@a.test>")
-        .await
-        .expect(250, "2.1.0");
-    client
-        .command("RCPT TO:<to@b.test>")
-        .await
-        .expect(250, "2.1.5");
-    client.command("DATA").await.expect_code(354);
+    client.start_data(FROM, &[TO]).await;
 
     // The first error the client meets, writing or reading, is the reset.
     let mut first_error = None;
@@ -305,14 +291,9 @@ async fn reset_during_body_resets_after_1024_bytes_and_keeps_nothing() {
     }
     assert_eq!(first_error, Some(ErrorKind::ConnectionReset));
 
-    let err = send(
-        server.smtp_addr(),
-        "from@a.test",
-        &["to@b.test"],
-        &big_message(),
-    )
-    .await
-    .expect_err("reset");
+    let err = send(server.smtp_addr(), FROM, &[TO], &big_message())
+        .await
+        .expect_err("reset");
     assert!(
         matches!(
             io_kind(&err),
@@ -331,7 +312,7 @@ async fn reset_during_body_resets_after_1024_bytes_and_keeps_nothing() {
     ]
     .concat();
     assert!(short.len() < 1024);
-    transaction(&mut client, "from@a.test", &["to@b.test"], &short)
+    transaction(&mut client, FROM, &[TO], &short)
         .await
         .expect(250, "2.0.0");
     assert_eq!(server.messages().len(), 1);
@@ -342,19 +323,9 @@ async fn close_after_final_dot_takes_the_whole_message_and_closes_without_a_repl
     let server = start(builtin("close-after-final-dot")).await;
 
     let mut client = Client::ready(server.smtp_addr()).await;
-    client
-        .command("MAIL FROM:<from@a.test>")
-        .await
-        .expect(250, "2.1.0");
-    client
-        .command("RCPT TO:<to@b.test>")
-        .await
-        .expect(250, "2.1.5");
-    client.command("DATA").await.expect_code(354);
+    client.start_data(FROM, &[TO]).await;
     client.send(b"Subject: x\r\n\r\nbody\r\n.\r\n").await;
-    let err = client.read_reply(STEP).await.expect_err("no reply");
-    assert_eq!(err.kind(), ErrorKind::UnexpectedEof, "{err}");
-    assert!(err.to_string().contains("partial reply \"\""), "{err}");
+    client.expect_closed_without_reply().await;
 
     // The server did read up to the final dot: the close came after it, not during the data.
     sessions_closed(&server).await;
@@ -362,7 +333,7 @@ async fn close_after_final_dot_takes_the_whole_message_and_closes_without_a_repl
     assert!(transcript.contains("final dot received"), "{transcript}");
     assert!(server.messages().is_empty(), "no 250 was given");
 
-    let err = send(server.smtp_addr(), "from@a.test", &["to@b.test"], NOTE)
+    let err = send_note(&server)
         .await
         .expect_err("no reply to the final dot");
     assert!(err.to_string().contains("incomplete response"), "{err}");
@@ -376,31 +347,12 @@ async fn stall_after_data_says_354_then_never_answers_the_final_dot() {
 
     let raw = async {
         let mut client = Client::ready(addr).await;
-        client
-            .command("MAIL FROM:<from@a.test>")
-            .await
-            .expect(250, "2.1.0");
-        client
-            .command("RCPT TO:<to@b.test>")
-            .await
-            .expect(250, "2.1.5");
-        client.command("DATA").await.expect_code(354);
+        client.start_data(FROM, &[TO]).await;
         client.send(b"Subject: x\r\n\r\nbody\r\n.\r\n").await;
-        let started = Instant::now();
-        let read = client.read_reply(PATIENCE).await;
-        (read, started.elapsed())
+        client
     };
-    let lettre = async {
-        let started = Instant::now();
-        let sent = send_within(addr, "from@a.test", &["to@b.test"], NOTE, PATIENCE).await;
-        (sent, started.elapsed())
-    };
-    let ((read, raw_took), (sent, lettre_took)) = tokio::join!(raw, lettre);
+    both_wait_in_vain(addr, raw).await;
 
-    assert_eq!(read.expect_err("no reply").kind(), ErrorKind::TimedOut);
-    assert_took(raw_took, PATIENCE, SLACK);
-    assert!(sent.is_err(), "lettre finished: {sent:?}");
-    assert_took(lettre_took, PATIENCE, SLACK);
     assert!(server.messages().is_empty());
     let stalled = server
         .sessions()
@@ -415,10 +367,7 @@ async fn mailbox_full_refuses_full_example_recipients_and_delivers_to_the_others
     let server = start(builtin("mailbox-full")).await;
 
     let mut client = Client::ready(server.smtp_addr()).await;
-    client
-        .command("MAIL FROM:<from@a.test>")
-        .await
-        .expect(250, "2.1.0");
+    client.mail(FROM).await;
     let full = client.command("RCPT TO:<alice@full.example>").await;
     full.expect(452, "4.2.2");
     assert!(full.lines[0].contains("Mailbox full"), "{full:?}");
@@ -426,10 +375,7 @@ async fn mailbox_full_refuses_full_example_recipients_and_delivers_to_the_others
         .command("RCPT TO:<BOB@Full.Example>")
         .await
         .expect(452, "4.2.2");
-    client
-        .command("RCPT TO:<carol@ok.example>")
-        .await
-        .expect(250, "2.1.5");
+    client.rcpt("carol@ok.example").await;
     client.command("DATA").await.expect_code(354);
     client.send(b"Subject: x\r\n\r\nbody\r\n.\r\n").await;
     client.reply().await.expect(250, "2.0.0");
@@ -441,7 +387,7 @@ async fn mailbox_full_refuses_full_example_recipients_and_delivers_to_the_others
     // lettre gives up on the whole message at the first refused recipient.
     let err = send(
         server.smtp_addr(),
-        "from@a.test",
+        FROM,
         &["dave@ok.example", "erin@full.example"],
         NOTE,
     )
@@ -458,18 +404,12 @@ async fn unknown_user_refuses_nobody_example_permanently_and_delivers_to_the_oth
     let server = start(builtin("unknown-user")).await;
 
     let mut client = Client::ready(server.smtp_addr()).await;
-    client
-        .command("MAIL FROM:<from@a.test>")
-        .await
-        .expect(250, "2.1.0");
+    client.mail(FROM).await;
     client
         .command("RCPT TO:<x@nobody.example>")
         .await
         .expect(550, "5.1.1");
-    client
-        .command("RCPT TO:<y@somebody.example>")
-        .await
-        .expect(250, "2.1.5");
+    client.rcpt("y@somebody.example").await;
     client.command("DATA").await.expect_code(354);
     client.send(b"Subject: x\r\n\r\nbody\r\n.\r\n").await;
     client.reply().await.expect(250, "2.0.0");
@@ -478,14 +418,9 @@ async fn unknown_user_refuses_nobody_example_permanently_and_delivers_to_the_oth
         vec!["y@somebody.example".to_string()]
     );
 
-    let err = send(
-        server.smtp_addr(),
-        "from@a.test",
-        &["z@nobody.example"],
-        NOTE,
-    )
-    .await
-    .expect_err("refused");
+    let err = send(server.smtp_addr(), FROM, &["z@nobody.example"], NOTE)
+        .await
+        .expect_err("refused");
     assert!(err.is_permanent(), "{err}");
     assert!(err.to_string().contains("5.1.1 User unknown"), "{err}");
 }
@@ -495,13 +430,7 @@ async fn message_rejected_takes_the_data_then_refuses_it_with_554() {
     let server = start(builtin("message-rejected")).await;
 
     let mut client = Client::ready(server.smtp_addr()).await;
-    let reply = transaction(
-        &mut client,
-        "from@a.test",
-        &["to@b.test"],
-        b"Subject: x\r\n\r\nbody\r\n.\r\n",
-    )
-    .await;
+    let reply = transaction(&mut client, FROM, &[TO], b"Subject: x\r\n\r\nbody\r\n.\r\n").await;
     reply.expect(554, "5.7.1");
     assert!(
         reply.lines[0].contains("Message rejected as spam"),
@@ -511,9 +440,7 @@ async fn message_rejected_takes_the_data_then_refuses_it_with_554() {
     client.command("NOOP").await.expect(250, "2.0.0");
     client.command("QUIT").await.expect(221, "2.0.0");
 
-    let err = send(server.smtp_addr(), "from@a.test", &["to@b.test"], NOTE)
-        .await
-        .expect_err("rejected");
+    let err = send_note(&server).await.expect_err("rejected");
     assert!(err.is_permanent(), "{err}");
     assert_eq!(err.status().map(|c| c.to_string()), Some("554".into()));
     assert!(server.messages().is_empty());
@@ -539,9 +466,7 @@ async fn ehlo_rejected_refuses_ehlo_and_helo_and_everything_but_quit() {
     client.command("QUIT").await.expect(221, "2.0.0");
     client.expect_fin().await;
 
-    let err = send(server.smtp_addr(), "from@a.test", &["to@b.test"], NOTE)
-        .await
-        .expect_err("rejected");
+    let err = send_note(&server).await.expect_err("rejected");
     assert!(err.is_permanent(), "{err}");
     assert!(
         err.to_string().contains("5.7.1 Client host rejected"),
@@ -567,19 +492,11 @@ async fn slow_greeting_delivers_to_a_patient_sender_and_loses_an_impatient_one()
 
     let impatient = async {
         let mut client = Client::connect(addr).await;
-        client.read_reply(Duration::from_millis(200)).await
+        client.expect_silence(Duration::from_millis(200)).await;
     };
-    let patient = async {
-        let started = Instant::now();
-        let sent = send(addr, "from@a.test", &["to@b.test"], NOTE).await;
-        (sent, started.elapsed())
-    };
-    let (impatient, (sent, took)) = tokio::join!(impatient, patient);
+    let patient = timed(send(addr, FROM, &[TO], NOTE));
+    let ((), (sent, took)) = tokio::join!(impatient, patient);
 
-    assert_eq!(
-        impatient.expect_err("no greeting yet").kind(),
-        ErrorKind::TimedOut
-    );
     sent.expect("the patient sender delivers");
     assert_took(took, delay, SLACK);
     assert_eq!(server.messages().len(), 1);
@@ -620,10 +537,7 @@ async fn a_message_is_stored_byte_for_byte_after_dot_unstuffing() {
         .command("MAIL FROM:<from@a.test> BODY=8BITMIME")
         .await
         .expect(250, "2.1.0");
-    client
-        .command("RCPT TO:<to@b.test>")
-        .await
-        .expect(250, "2.1.5");
+    client.rcpt(TO).await;
     client.command("DATA").await.expect_code(354);
     client.send(&wire_form(&message)).await;
     client.reply().await.expect(250, "2.0.0");
@@ -639,15 +553,7 @@ async fn a_message_written_a_few_bytes_at_a_time_is_stored_the_same() {
     let message = tricky_message();
 
     let mut client = Client::ready(server.smtp_addr()).await;
-    client
-        .command("MAIL FROM:<from@a.test>")
-        .await
-        .expect(250, "2.1.0");
-    client
-        .command("RCPT TO:<to@b.test>")
-        .await
-        .expect(250, "2.1.5");
-    client.command("DATA").await.expect_code(354);
+    client.start_data(FROM, &[TO]).await;
     // Small pieces, each sent on its own, cut the final CR LF . CR LF across writes.
     for piece in wire_form(&message).chunks(3) {
         client.send(piece).await;
@@ -663,14 +569,9 @@ async fn lettre_dot_stuffing_is_undone_so_the_stored_lines_are_the_lines_sent() 
     let server = start(builtin("accept")).await;
     let sent = "Subject: dots\r\n\r\n.leading dot\r\n..two dots\r\n.\r\nnaïve café 🦀\r\nlast";
 
-    send(
-        server.smtp_addr(),
-        "from@a.test",
-        &["to@b.test"],
-        sent.as_bytes(),
-    )
-    .await
-    .expect("delivered");
+    send(server.smtp_addr(), FROM, &[TO], sent.as_bytes())
+        .await
+        .expect("delivered");
 
     let stored = &server.messages()[0];
     assert_eq!(

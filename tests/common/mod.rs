@@ -242,6 +242,43 @@ impl Client {
         }
     }
 
+    /// Says MAIL FROM and asserts the sender is taken.
+    pub async fn mail(&mut self, from: &str) {
+        self.command(&format!("MAIL FROM:<{from}>"))
+            .await
+            .expect(250, "2.1.0");
+    }
+
+    /// Says RCPT TO and asserts the recipient is taken.
+    pub async fn rcpt(&mut self, to: &str) {
+        self.command(&format!("RCPT TO:<{to}>"))
+            .await
+            .expect(250, "2.1.5");
+    }
+
+    /// Says MAIL, RCPT for each of `to` and DATA, asserting each is taken, so that what is sent
+    /// next is message data.
+    pub async fn start_data(&mut self, from: &str, to: &[&str]) {
+        self.mail(from).await;
+        for rcpt in to {
+            self.rcpt(rcpt).await;
+        }
+        self.command("DATA").await.expect_code(354);
+    }
+
+    /// Asserts the server closed with a FIN before sending any part of a reply.
+    pub async fn expect_closed_without_reply(&mut self) {
+        let err = self.read_reply(STEP).await.expect_err("no reply");
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof, "{err}");
+        assert!(err.to_string().contains("partial reply \"\""), "{err}");
+    }
+
+    /// Asserts no whole reply comes within `limit`, the connection staying open.
+    pub async fn expect_silence(&mut self, limit: Duration) {
+        let err = self.read_reply(limit).await.expect_err("no reply yet");
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
+    }
+
     /// Resets the connection from the client side (SO_LINGER 0, then close).
     pub fn reset(self) {
         let socket = self.stream.into_std().expect("into std");
@@ -260,17 +297,7 @@ impl Client {
 /// Runs the MAIL, RCPT, DATA transaction on a client that said EHLO, sending `data` (already
 /// dot-stuffed and ending in `.\r\n`) as is, and returns the reply to the final dot.
 pub async fn transaction(client: &mut Client, from: &str, to: &[&str], data: &[u8]) -> Reply {
-    client
-        .command(&format!("MAIL FROM:<{from}>"))
-        .await
-        .expect(250, "2.1.0");
-    for rcpt in to {
-        client
-            .command(&format!("RCPT TO:<{rcpt}>"))
-            .await
-            .expect(250, "2.1.5");
-    }
-    client.command("DATA").await.expect_code(354);
+    client.start_data(from, to).await;
     client.send(data).await;
     client.reply().await
 }
@@ -333,6 +360,13 @@ pub fn io_kind(error: &(dyn std::error::Error + 'static)) -> Option<io::ErrorKin
         next = e.source();
     }
     None
+}
+
+/// Runs `future` and says how long it took.
+pub async fn timed<T>(future: impl std::future::Future<Output = T>) -> (T, Duration) {
+    let started = std::time::Instant::now();
+    let output = future.await;
+    (output, started.elapsed())
 }
 
 /// Asserts that `elapsed` is at least `expected` and not more than `slack` over it.
