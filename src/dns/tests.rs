@@ -267,6 +267,43 @@ fn resolver_rcode(error: &NetError) -> Option<ResponseCode> {
     }
 }
 
+/// Asserts that `records` hold one MX record, naming `exchanger` at the usual preference.
+fn assert_mx(records: &[Record], exchanger: &str) {
+    assert_eq!(mx(records), [(MX_PREFERENCE, name(exchanger))]);
+}
+
+/// Asserts that `records` hold one address record, giving `host` the address `ip`.
+fn assert_addresses(records: &[Record], host: &str, ip: IpAddr) {
+    assert_eq!(addresses(records), [(name(host), ip)]);
+}
+
+/// Asserts that a resolver's error carries `rcode`.
+fn assert_resolver_rcode(error: &NetError, rcode: ResponseCode) {
+    assert_eq!(resolver_rcode(error), Some(rcode), "{error:?}");
+}
+
+/// Asserts that a resolver found the name but no records of the type asked for.
+fn assert_nodata(error: &NetError) {
+    assert!(
+        error.is_no_records_found() && !error.is_nx_domain(),
+        "{error:?}"
+    );
+}
+
+/// Asserts that under `fault` every query in the zone gets a bare `rcode`, and so does a
+/// resolver's MX lookup.
+async fn assert_every_query_bare(fault: DnsFault, rcode: ResponseCode) {
+    let lab = Lab::start(Some(fault)).await;
+    for (qname, qtype) in [
+        ("lab.test.", RecordType::MX),
+        ("mx.lab.test.", RecordType::A),
+    ] {
+        assert_bare(&lab.udp(qname, qtype).await, rcode);
+    }
+    let error = lab.resolver().mx_lookup("lab.test.").await.unwrap_err();
+    assert_resolver_rcode(&error, rcode);
+}
+
 // The healthy zone.
 
 #[tokio::test]
@@ -276,15 +313,9 @@ async fn a_healthy_mx_query_names_the_exchanger_with_its_address_as_additional_d
     assert_eq!(response.response_code, ResponseCode::NoError);
     assert!(response.authoritative);
     assert!(!response.recursion_available);
-    assert_eq!(
-        mx(&response.answers),
-        [(MX_PREFERENCE, name("mx.lab.test."))]
-    );
+    assert_mx(&response.answers, "mx.lab.test.");
     assert_eq!(response.answers[0].ttl, 300);
-    assert_eq!(
-        addresses(&response.additionals),
-        [(name("mx.lab.test."), LOOPBACK)]
-    );
+    assert_addresses(&response.additionals, "mx.lab.test.", LOOPBACK);
 }
 
 #[tokio::test]
@@ -293,19 +324,13 @@ async fn a_resolver_finds_the_exchanger_and_its_address_in_the_healthy_zone() {
     let resolver = lab.resolver();
 
     let lookup = resolver.mx_lookup("lab.test.").await.expect("mx lookup");
-    assert_eq!(
-        mx(lookup.answers()),
-        [(MX_PREFERENCE, name("mx.lab.test."))]
-    );
+    assert_mx(lookup.answers(), "mx.lab.test.");
 
     let lookup = resolver
         .ipv4_lookup("mx.lab.test.")
         .await
         .expect("a lookup");
-    assert_eq!(
-        addresses(lookup.answers()),
-        [(name("mx.lab.test."), LOOPBACK)]
-    );
+    assert_addresses(lookup.answers(), "mx.lab.test.", LOOPBACK);
 }
 
 #[tokio::test]
@@ -319,8 +344,7 @@ async fn the_exchanger_has_no_aaaa_record_which_is_nodata_with_the_zone_soa() {
         .ipv6_lookup("mx.lab.test.")
         .await
         .unwrap_err();
-    assert!(error.is_no_records_found(), "{error:?}");
-    assert!(!error.is_nx_domain(), "{error:?}");
+    assert_nodata(&error);
     assert_eq!(resolver_rcode(&error), Some(ResponseCode::NoError));
 }
 
@@ -345,11 +369,7 @@ async fn a_name_outside_the_zone_is_refused_because_the_server_does_not_recurse(
     assert_bare(&response, ResponseCode::Refused);
 
     let error = lab.resolver().mx_lookup("example.com.").await.unwrap_err();
-    assert_eq!(
-        resolver_rcode(&error),
-        Some(ResponseCode::Refused),
-        "{error:?}"
-    );
+    assert_resolver_rcode(&error, ResponseCode::Refused);
 }
 
 #[tokio::test]
@@ -361,14 +381,8 @@ async fn tcp_queries_are_answered_on_the_same_port_as_udp() {
         .expect("tcp query");
     assert_eq!(response.response_code, ResponseCode::NoError);
     assert!(response.authoritative);
-    assert_eq!(
-        mx(&response.answers),
-        [(MX_PREFERENCE, name("mx.lab.test."))]
-    );
-    assert_eq!(
-        addresses(&response.additionals),
-        [(name("mx.lab.test."), LOOPBACK)]
-    );
+    assert_mx(&response.answers, "mx.lab.test.");
+    assert_addresses(&response.additionals, "mx.lab.test.", LOOPBACK);
 }
 
 #[tokio::test]
@@ -380,10 +394,7 @@ async fn an_ipv6_smtp_listener_is_published_as_an_aaaa_record() {
         .ipv6_lookup("mx.lab.test.")
         .await
         .expect("aaaa lookup");
-    assert_eq!(
-        addresses(lookup.answers()),
-        [(name("mx.lab.test."), smtp_ip)]
-    );
+    assert_addresses(lookup.answers(), "mx.lab.test.", smtp_ip);
     let response = lab.udp("mx.lab.test.", RecordType::A).await;
     assert_negative(&response, ResponseCode::NoError, "lab.test.");
 }
@@ -392,36 +403,12 @@ async fn an_ipv6_smtp_listener_is_published_as_an_aaaa_record() {
 
 #[tokio::test]
 async fn servfail_answers_every_query_in_the_zone_with_servfail() {
-    let lab = Lab::start(Some(DnsFault::ServFail)).await;
-    for (qname, qtype) in [
-        ("lab.test.", RecordType::MX),
-        ("mx.lab.test.", RecordType::A),
-    ] {
-        assert_bare(&lab.udp(qname, qtype).await, ResponseCode::ServFail);
-    }
-    let error = lab.resolver().mx_lookup("lab.test.").await.unwrap_err();
-    assert_eq!(
-        resolver_rcode(&error),
-        Some(ResponseCode::ServFail),
-        "{error:?}"
-    );
+    assert_every_query_bare(DnsFault::ServFail, ResponseCode::ServFail).await;
 }
 
 #[tokio::test]
 async fn refused_answers_every_query_in_the_zone_with_refused() {
-    let lab = Lab::start(Some(DnsFault::Refused)).await;
-    for (qname, qtype) in [
-        ("lab.test.", RecordType::MX),
-        ("mx.lab.test.", RecordType::A),
-    ] {
-        assert_bare(&lab.udp(qname, qtype).await, ResponseCode::Refused);
-    }
-    let error = lab.resolver().mx_lookup("lab.test.").await.unwrap_err();
-    assert_eq!(
-        resolver_rcode(&error),
-        Some(ResponseCode::Refused),
-        "{error:?}"
-    );
+    assert_every_query_bare(DnsFault::Refused, ResponseCode::Refused).await;
 }
 
 #[tokio::test]
@@ -451,18 +438,12 @@ async fn no_mx_leaves_the_domain_without_mx_or_address_while_the_exchanger_resol
 
     let resolver = lab.resolver();
     let error = resolver.mx_lookup("lab.test.").await.unwrap_err();
-    assert!(
-        error.is_no_records_found() && !error.is_nx_domain(),
-        "{error:?}"
-    );
+    assert_nodata(&error);
     let lookup = resolver
         .ipv4_lookup("mx.lab.test.")
         .await
         .expect("a lookup");
-    assert_eq!(
-        addresses(lookup.answers()),
-        [(name("mx.lab.test."), LOOPBACK)]
-    );
+    assert_addresses(lookup.answers(), "mx.lab.test.", LOOPBACK);
 }
 
 #[tokio::test]
@@ -488,10 +469,7 @@ async fn mx_without_address_names_an_exchanger_whose_address_is_nodata() {
     let lab = Lab::start(Some(DnsFault::MxWithoutAddress)).await;
     let response = lab.udp("lab.test.", RecordType::MX).await;
     assert_eq!(response.response_code, ResponseCode::NoError);
-    assert_eq!(
-        mx(&response.answers),
-        [(MX_PREFERENCE, name("mx.lab.test."))]
-    );
+    assert_mx(&response.answers, "mx.lab.test.");
     assert!(addresses(&response.additionals).is_empty());
     for qtype in [RecordType::A, RecordType::AAAA] {
         let response = lab.udp("mx.lab.test.", qtype).await;
@@ -499,10 +477,7 @@ async fn mx_without_address_names_an_exchanger_whose_address_is_nodata() {
     }
 
     let error = lab.resolver().lookup_ip("mx.lab.test.").await.unwrap_err();
-    assert!(
-        error.is_no_records_found() && !error.is_nx_domain(),
-        "{error:?}"
-    );
+    assert_nodata(&error);
 }
 
 #[tokio::test]
@@ -511,32 +486,20 @@ async fn stale_mx_points_at_the_old_host_while_the_current_one_still_resolves() 
     let response = lab.udp("lab.test.", RecordType::MX).await;
     assert_eq!(response.response_code, ResponseCode::NoError);
     assert!(response.authoritative);
-    assert_eq!(
-        mx(&response.answers),
-        [(MX_PREFERENCE, name("old-mx.lab.test."))]
-    );
-    assert_eq!(
-        addresses(&response.additionals),
-        [(name("old-mx.lab.test."), STALE_IP)]
-    );
+    assert_mx(&response.answers, "old-mx.lab.test.");
+    assert_addresses(&response.additionals, "old-mx.lab.test.", STALE_IP);
 
     let resolver = lab.resolver();
     let lookup = resolver
         .ipv4_lookup("old-mx.lab.test.")
         .await
         .expect("old host");
-    assert_eq!(
-        addresses(lookup.answers()),
-        [(name("old-mx.lab.test."), STALE_IP)]
-    );
+    assert_addresses(lookup.answers(), "old-mx.lab.test.", STALE_IP);
     let lookup = resolver
         .ipv4_lookup("mx.lab.test.")
         .await
         .expect("current host");
-    assert_eq!(
-        addresses(lookup.answers()),
-        [(name("mx.lab.test."), LOOPBACK)]
-    );
+    assert_addresses(lookup.answers(), "mx.lab.test.", LOOPBACK);
 }
 
 // Configuration and lifetime.
@@ -562,10 +525,7 @@ async fn set_config_changes_the_answer_to_the_next_query_and_moves_the_serial_on
     let after = lab.udp("lab.test.", RecordType::SOA).await;
     assert!(soa_serial(&after.answers) > soa_serial(&before.answers));
     let response = lab.udp("lab.test.", RecordType::MX).await;
-    assert_eq!(
-        mx(&response.answers),
-        [(MX_PREFERENCE, name("mx.lab.test."))]
-    );
+    assert_mx(&response.answers, "mx.lab.test.");
 }
 
 #[tokio::test]
@@ -602,10 +562,7 @@ async fn cancelling_shutdown_stops_the_server_and_frees_its_port() {
     let lab = Lab::on(LOOPBACK_V6, DnsConfig::default()).await;
     let addr = lab.addr();
     let response = lab.udp("lab.test.", RecordType::MX).await;
-    assert_eq!(
-        mx(&response.answers),
-        [(MX_PREFERENCE, name("mx.lab.test."))]
-    );
+    assert_mx(&response.answers, "mx.lab.test.");
 
     let Lab {
         server, shutdown, ..

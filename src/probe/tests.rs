@@ -44,6 +44,43 @@ fn options_for(addr: SocketAddr) -> ProbeOptions {
     }
 }
 
+/// Starts the built-in scenario `name` for `mx.lab.test`, with options for probing it.
+async fn start_builtin(name: &str) -> (Server, ProbeOptions) {
+    let scenario = builtin(name).unwrap_or_else(|| panic!("no built-in scenario {name}"));
+    let server = start(scenario, "mx.lab.test").await;
+    let opts = options_for(server.smtp_addr());
+    (server, opts)
+}
+
+/// Asserts the verdict, showing the whole report when it is not the one expected.
+fn assert_verdict(report: &ProbeReport, expected: DocumentedError) {
+    assert_eq!(report.verdict, expected, "{}", report.to_text());
+}
+
+/// Asserts that the report's detail mentions `needle`.
+fn assert_detail(report: &ProbeReport, needle: &str) {
+    assert!(report.detail.contains(needle), "{}", report.detail);
+}
+
+/// Asserts that at most `limit` has passed since `started`.
+fn assert_within(started: Instant, limit: Duration) {
+    let took = started.elapsed();
+    assert!(took < limit, "took {took:?}, over {limit:?}");
+}
+
+/// The probe arguments a command line gives.
+fn probe_args(argv: &[&str]) -> ProbeArgs {
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: ProbeArgs,
+    }
+
+    Cli::try_parse_from(argv).unwrap().args
+}
+
 fn require_lab_tls(opts: &mut ProbeOptions) {
     opts.tls = TlsMode::Require;
 }
@@ -51,10 +88,8 @@ fn require_lab_tls(opts: &mut ProbeOptions) {
 /// Starts the built-in scenario `name`, probes it with options changed by `adjust`, and checks
 /// that the verdict is the error the scenario declares, and for "other" the reply it declares.
 async fn reproduce(name: &str, adjust: impl FnOnce(&mut ProbeOptions)) -> ProbeReport {
-    let scenario = builtin(name).unwrap_or_else(|| panic!("no built-in scenario {name}"));
-    let expected = scenario.reproduces.clone();
-    let server = start(scenario, "mx.lab.test").await;
-    let mut opts = options_for(server.smtp_addr());
+    let (server, mut opts) = start_builtin(name).await;
+    let expected = server.scenario().reproduces.clone();
     adjust(&mut opts);
 
     let report = probe(&opts).await;
@@ -98,19 +133,12 @@ async fn a_healthy_receiver_would_take_the_message() {
 
 #[tokio::test]
 async fn a_healthy_receiver_takes_a_sent_message_and_stores_it() {
-    let scenario = builtin("accept").unwrap();
-    let server = start(scenario, "mx.lab.test").await;
-    let mut opts = options_for(server.smtp_addr());
+    let (server, mut opts) = start_builtin("accept").await;
     opts.send = true;
     require_lab_tls(&mut opts);
 
     let report = probe(&opts).await;
-    assert_eq!(
-        report.verdict,
-        DocumentedError::None,
-        "{}",
-        report.to_text()
-    );
+    assert_verdict(&report, DocumentedError::None);
     assert!(report.delivered);
     assert_eq!(report.verdict_line(), "delivered");
     assert!(report.last_reply.as_deref().unwrap().starts_with("250"));
@@ -131,30 +159,17 @@ async fn a_port_that_refuses_is_connection_refused() {
 
 #[tokio::test]
 async fn a_connection_nobody_answers_is_connection_timed_out() {
-    let scenario = builtin("connection-timed-out").unwrap();
-    let server = start(scenario, "mx.lab.test").await;
-    let mut opts = options_for(server.smtp_addr());
+    let (_server, mut opts) = start_builtin("connection-timed-out").await;
     opts.timeout_connect = Duration::from_secs(1);
 
     let started = Instant::now();
     let report = probe(&opts).await;
-    assert_eq!(
-        report.verdict,
-        DocumentedError::ConnectionTimedOut,
-        "{}",
-        report.to_text()
-    );
+    assert_verdict(&report, DocumentedError::ConnectionTimedOut);
     assert_eq!(report.stage, ProbeStage::Connect);
     assert_eq!(report.exit_code(), 15);
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "{:?}",
-        started.elapsed()
-    );
+    assert_within(started, Duration::from_secs(3));
 }
 
-/// Waits until connections to `addr` go unanswered. The server fills its accept queue from a
-/// blocking task after `Server::start` has returned, so for a moment connections still succeed.
 #[tokio::test]
 async fn a_greeting_that_never_comes_is_a_closed_connection() {
     let report = reproduce("greeting-timeout", |o| {
@@ -162,11 +177,7 @@ async fn a_greeting_that_never_comes_is_a_closed_connection() {
     })
     .await;
     assert_eq!(report.stage, ProbeStage::Greeting);
-    assert!(
-        report.detail.contains("no reply within 1 s"),
-        "{}",
-        report.detail
-    );
+    assert_detail(&report, "no reply within 1 s");
 }
 
 #[tokio::test]
@@ -194,14 +205,14 @@ async fn required_tls_that_is_not_offered_is_cannot_connect() {
 async fn a_close_before_the_greeting_is_a_closed_connection_by_fin() {
     let report = reproduce("close-on-connect", |_| {}).await;
     assert_eq!(report.stage, ProbeStage::Greeting);
-    assert!(report.detail.contains("FIN"), "{}", report.detail);
+    assert_detail(&report, "FIN");
 }
 
 #[tokio::test]
 async fn a_reset_before_the_greeting_is_a_closed_connection_by_rst() {
     let report = reproduce("reset-on-connect", |_| {}).await;
     assert_eq!(report.stage, ProbeStage::Greeting);
-    assert!(report.detail.contains("RST"), "{}", report.detail);
+    assert_detail(&report, "RST");
 }
 
 #[tokio::test]
@@ -231,7 +242,7 @@ async fn a_reset_during_the_body_is_a_closed_connection() {
 async fn a_close_after_the_final_dot_is_a_closed_connection_at_end_of_data() {
     let report = reproduce("close-after-final-dot", |o| o.send = true).await;
     assert_eq!(report.stage, ProbeStage::EndOfData);
-    assert!(report.detail.contains("send it again"), "{}", report.detail);
+    assert_detail(&report, "send it again");
 }
 
 #[tokio::test]
@@ -285,11 +296,10 @@ async fn a_slow_greeting_within_the_command_timeout_is_delivered() {
 
 #[tokio::test]
 async fn a_slow_greeting_beyond_the_command_timeout_is_a_closed_connection() {
-    let server = start(builtin("slow-greeting").unwrap(), "mx.lab.test").await;
-    let mut opts = options_for(server.smtp_addr());
+    let (_server, mut opts) = start_builtin("slow-greeting").await;
     opts.timeout_command = Duration::from_secs(1);
     let report = probe(&opts).await;
-    assert_eq!(report.verdict, DocumentedError::ConnectionClosed);
+    assert_verdict(&report, DocumentedError::ConnectionClosed);
     assert_eq!(report.stage, ProbeStage::Greeting);
 }
 
@@ -297,66 +307,48 @@ async fn a_slow_greeting_beyond_the_command_timeout_is_a_closed_connection() {
 async fn an_expired_certificate_fails_validation_when_tls_is_required() {
     let report = reproduce("cert-expired", require_lab_tls).await;
     assert_eq!(report.stage, ProbeStage::TlsHandshake);
-    assert!(report.detail.contains("expired"), "{}", report.detail);
+    assert_detail(&report, "expired");
     assert_eq!(report.exit_code(), 20);
 }
 
 #[tokio::test]
 async fn a_certificate_not_yet_valid_fails_validation_when_tls_is_required() {
     let report = reproduce("cert-not-yet-valid", require_lab_tls).await;
-    assert!(report.detail.contains("not yet valid"), "{}", report.detail);
+    assert_detail(&report, "not yet valid");
 }
 
 #[tokio::test]
 async fn a_certificate_for_another_host_fails_validation_when_tls_is_required() {
     let report = reproduce("cert-wrong-host", require_lab_tls).await;
-    assert!(report.detail.contains("another name"), "{}", report.detail);
-    assert!(
-        report.detail.contains("expected mx.lab.test"),
-        "{}",
-        report.detail
-    );
+    assert_detail(&report, "another name");
+    assert_detail(&report, "expected mx.lab.test");
 }
 
 #[tokio::test]
 async fn a_self_signed_certificate_fails_validation_and_is_called_self_signed() {
     let report = reproduce("cert-self-signed", require_lab_tls).await;
-    assert!(report.detail.contains("self-signed"), "{}", report.detail);
+    assert_detail(&report, "self-signed");
 }
 
 #[tokio::test]
 async fn a_certificate_from_an_untrusted_root_fails_validation_as_unknown_issuer() {
     let report = reproduce("cert-untrusted-root", require_lab_tls).await;
-    assert!(
-        report.detail.contains("unknown authority"),
-        "{}",
-        report.detail
-    );
+    assert_detail(&report, "unknown authority");
 }
 
 #[tokio::test]
 async fn a_certificate_without_its_intermediate_fails_validation_as_unknown_issuer() {
     let report = reproduce("cert-incomplete-chain", require_lab_tls).await;
-    assert!(
-        report.detail.contains("unknown authority"),
-        "{}",
-        report.detail
-    );
+    assert_detail(&report, "unknown authority");
 }
 
 #[tokio::test]
 async fn an_expired_certificate_is_only_a_warning_with_opportunistic_tls() {
-    let server = start(builtin("cert-expired").unwrap(), "mx.lab.test").await;
-    let opts = options_for(server.smtp_addr());
+    let (_server, opts) = start_builtin("cert-expired").await;
     assert_eq!(opts.tls, TlsMode::Opportunistic);
 
     let report = probe(&opts).await;
-    assert_eq!(
-        report.verdict,
-        DocumentedError::None,
-        "{}",
-        report.to_text()
-    );
+    assert_verdict(&report, DocumentedError::None);
     assert_eq!(report.warnings.len(), 1, "{:?}", report.warnings);
     assert!(
         report.warnings[0].contains("expired"),
@@ -409,7 +401,7 @@ async fn mail_without_starttls_where_tls_is_required_is_other_with_its_530() {
 async fn a_tls_1_3_client_cannot_connect_to_a_tls_1_2_only_server() {
     let report = reproduce("tls12-only", |o| o.tls_version = TlsVersion::Tls13).await;
     assert_eq!(report.stage, ProbeStage::TlsHandshake);
-    assert!(report.detail.contains("alert"), "{}", report.detail);
+    assert_detail(&report, "alert");
 }
 
 #[tokio::test]
@@ -442,18 +434,10 @@ async fn the_text_report_gives_verdict_stage_reply_causes_and_a_timed_transcript
 
 #[tokio::test]
 async fn run_cli_returns_the_exit_status_of_the_verdict() {
-    use clap::Parser;
-
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        args: ProbeArgs,
-    }
-
-    let server = start(builtin("connection-refused").unwrap(), "mx.lab.test").await;
+    let (server, _) = start_builtin("connection-refused").await;
     let target = server.smtp_addr().to_string();
-    let cli = Cli::try_parse_from(["probe", &target, "--ca", LAB_CA, "--json"]).unwrap();
-    assert_eq!(run_cli(cli.args).await, 16);
+    let args = probe_args(&["probe", &target, "--ca", LAB_CA, "--json"]);
+    assert_eq!(run_cli(args).await, 16);
 }
 
 fn client_lines(report: &ProbeReport) -> Vec<&str> {
@@ -576,6 +560,12 @@ fn domain_options(domain: &str, port: u16, dns: &FakeDns) -> ProbeOptions {
     }
 }
 
+/// Probes `domain` on `port`, asking a fake DNS server that answers from `zone`.
+async fn probe_zone(domain: &str, port: u16, zone: Vec<(&'static str, Entry)>) -> ProbeReport {
+    let dns = fake_dns(zone).await;
+    probe(&domain_options(domain, port, &dns)).await
+}
+
 /// A port on `ip` that refuses connections: bound, never listening.
 fn refusing(ip: IpAddr, port: u16) -> TcpSocket {
     let socket = match ip {
@@ -602,62 +592,31 @@ async fn a_resolver_that_never_answers_is_dns_query_failed_within_its_timeout() 
 
     let started = Instant::now();
     let report = probe(&opts).await;
-    assert_eq!(
-        report.verdict,
-        DocumentedError::DnsQueryFailed,
-        "{}",
-        report.to_text()
-    );
+    assert_verdict(&report, DocumentedError::DnsQueryFailed);
     assert_eq!(report.stage, ProbeStage::Resolve);
     assert_eq!(report.exit_code(), 12);
-    assert!(
-        started.elapsed() < Duration::from_secs(4),
-        "{:?}",
-        started.elapsed()
-    );
+    assert_within(started, Duration::from_secs(4));
 }
 
 #[tokio::test]
 async fn a_domain_that_does_not_exist_is_dns_query_failed_with_nxdomain() {
-    let dns = fake_dns(vec![]).await;
-    let report = probe(&domain_options("gone.test", 25, &dns)).await;
-    assert_eq!(
-        report.verdict,
-        DocumentedError::DnsQueryFailed,
-        "{}",
-        report.to_text()
-    );
-    assert!(report.detail.contains("NXDOMAIN"), "{}", report.detail);
+    let report = probe_zone("gone.test", 25, vec![]).await;
+    assert_verdict(&report, DocumentedError::DnsQueryFailed);
+    assert_detail(&report, "NXDOMAIN");
 }
 
 #[tokio::test]
 async fn a_failing_dns_server_is_dns_query_failed_with_servfail() {
-    let dns = fake_dns(vec![("lab.test", Entry::ServFail)]).await;
-    let report = probe(&domain_options("lab.test", 25, &dns)).await;
-    assert_eq!(
-        report.verdict,
-        DocumentedError::DnsQueryFailed,
-        "{}",
-        report.to_text()
-    );
-    assert!(report.detail.contains("SERVFAIL"), "{}", report.detail);
+    let report = probe_zone("lab.test", 25, vec![("lab.test", Entry::ServFail)]).await;
+    assert_verdict(&report, DocumentedError::DnsQueryFailed);
+    assert_detail(&report, "SERVFAIL");
 }
 
 #[tokio::test]
 async fn a_domain_with_neither_mx_nor_address_records_is_dns_query_failed() {
-    let dns = fake_dns(vec![("lab.test", Entry::Records(vec![]))]).await;
-    let report = probe(&domain_options("lab.test", 25, &dns)).await;
-    assert_eq!(
-        report.verdict,
-        DocumentedError::DnsQueryFailed,
-        "{}",
-        report.to_text()
-    );
-    assert!(
-        report.detail.contains("no A/AAAA records"),
-        "{}",
-        report.detail
-    );
+    let report = probe_zone("lab.test", 25, vec![("lab.test", Entry::Records(vec![]))]).await;
+    assert_verdict(&report, DocumentedError::DnsQueryFailed);
+    assert_detail(&report, "no A/AAAA records");
 }
 
 #[tokio::test]
@@ -672,12 +631,7 @@ async fn a_domain_without_mx_is_its_own_mail_exchanger() {
     opts.tls = TlsMode::Require;
 
     let report = probe(&opts).await;
-    assert_eq!(
-        report.verdict,
-        DocumentedError::None,
-        "{}",
-        report.to_text()
-    );
+    assert_verdict(&report, DocumentedError::None);
     assert!(client_lines(&report).contains(&"RCPT TO:<postmaster@lab.test>"));
 }
 
@@ -707,12 +661,7 @@ async fn mx_hosts_are_tried_by_preference_and_a_refusing_one_is_passed_over() {
     opts.tls = TlsMode::Require;
 
     let report = probe(&opts).await;
-    assert_eq!(
-        report.verdict,
-        DocumentedError::None,
-        "{}",
-        report.to_text()
-    );
+    assert_verdict(&report, DocumentedError::None);
     assert_eq!(report.tried.len(), 2, "{:?}", report.tried);
     assert!(
         report.tried[0].starts_with("bad.lab.test[::1]"),
@@ -742,43 +691,26 @@ async fn when_every_mx_host_fails_the_verdict_is_the_last_failure() {
     };
 
     // An unresolvable host, then a refusing one: refused.
-    let dns = fake_dns(zone("missing.lab.test.", "up.lab.test.")).await;
-    let report = probe(&domain_options("lab.test", port, &dns)).await;
-    assert_eq!(
-        report.verdict,
-        DocumentedError::ConnectionRefused,
-        "{}",
-        report.to_text()
-    );
+    let report = probe_zone("lab.test", port, zone("missing.lab.test.", "up.lab.test.")).await;
+    assert_verdict(&report, DocumentedError::ConnectionRefused);
     assert_eq!(report.tried.len(), 2, "{:?}", report.tried);
 
     // A refusing host, then an unresolvable one: the DNS failure.
-    let dns = fake_dns(zone("up.lab.test.", "missing.lab.test.")).await;
-    let report = probe(&domain_options("lab.test", port, &dns)).await;
-    assert_eq!(
-        report.verdict,
-        DocumentedError::DnsQueryFailed,
-        "{}",
-        report.to_text()
-    );
-    assert!(
-        report.detail.contains("missing.lab.test"),
-        "{}",
-        report.detail
-    );
+    let report = probe_zone("lab.test", port, zone("up.lab.test.", "missing.lab.test.")).await;
+    assert_verdict(&report, DocumentedError::DnsQueryFailed);
+    assert_detail(&report, "missing.lab.test");
 }
 
 #[tokio::test]
 async fn a_null_mx_is_other_and_final() {
-    let dns = fake_dns(vec![("lab.test", Entry::Records(vec![mx(0, ".")]))]).await;
-    let report = probe(&domain_options("lab.test", 25, &dns)).await;
-    assert_eq!(
-        report.verdict,
-        DocumentedError::Other,
-        "{}",
-        report.to_text()
-    );
-    assert!(report.detail.contains("null MX"), "{}", report.detail);
+    let report = probe_zone(
+        "lab.test",
+        25,
+        vec![("lab.test", Entry::Records(vec![mx(0, ".")]))],
+    )
+    .await;
+    assert_verdict(&report, DocumentedError::Other);
+    assert_detail(&report, "null MX");
     assert_eq!(report.exit_code(), 31);
 }
 
@@ -797,27 +729,14 @@ async fn a_smart_host_is_looked_up_by_address_only() {
     opts.tls = TlsMode::Require;
 
     let report = probe(&opts).await;
-    assert_eq!(
-        report.verdict,
-        DocumentedError::None,
-        "{}",
-        report.to_text()
-    );
+    assert_verdict(&report, DocumentedError::None);
     assert_eq!(report.tried.len(), 1, "{:?}", report.tried);
 }
 
 #[test]
 fn run_cli_blocking_probes_on_a_runtime_of_its_own() {
-    use clap::Parser;
-
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        args: ProbeArgs,
-    }
-
     let refusing = refusing(IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
     let target = refusing.local_addr().unwrap().to_string();
-    let cli = Cli::try_parse_from(["probe", &target, "--tls", "off"]).unwrap();
-    assert_eq!(run_cli_blocking(cli.args), std::process::ExitCode::from(16));
+    let args = probe_args(&["probe", &target, "--tls", "off"]);
+    assert_eq!(run_cli_blocking(args), std::process::ExitCode::from(16));
 }
