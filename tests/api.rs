@@ -8,7 +8,10 @@ use std::net::{SocketAddr, TcpStream as StdTcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use fixture::{CLIENT_NAME, Client, letter, letter_to, mailer, tls_mailer, until_active};
+use fixture::{
+    CLIENT_NAME, Client, full_mailboxes_toml, letter, letter_to, mailer, start_builtin, tls_mailer,
+    until_active,
+};
 use lettre::AsyncTransport;
 use smtp_fault::capture::{Direction, Message};
 use smtp_fault::faults::{Condition, Fault, FaultKind, Pattern, ReplyFault, Stage};
@@ -76,29 +79,7 @@ async fn a_builtin_scenario_stores_a_lettre_message_byte_for_byte_with_its_envel
 async fn a_scenario_file_is_loaded_and_its_fault_fires_only_where_it_says() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("full.toml");
-    std::fs::write(
-        &path,
-        r#"
-name = "full-from-file"
-summary = "Mailboxes at full.test are full."
-
-[reproduces]
-error = "other"
-reply = "452 4.2.2"
-sender_log = "452 4.2.2 Mailbox full"
-
-[[faults]]
-stage = "rcpt"
-kind = "reply"
-code = 452
-enhanced = "4.2.2"
-text = "Mailbox full"
-
-[faults.when]
-rcpt = "*@full.test"
-"#,
-    )
-    .unwrap();
+    std::fs::write(&path, full_mailboxes_toml("full-from-file")).unwrap();
     let server = Server::builder()
         .scenario_file(&path)
         .unwrap()
@@ -216,12 +197,7 @@ async fn waiting_for_more_messages_than_arrive_times_out_with_those_that_did() {
 
 #[tokio::test]
 async fn a_transcript_shows_commands_and_replies_in_time_order_and_the_fault_that_fired() {
-    let server = Server::builder()
-        .builtin("mailbox-full")
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
+    let server = start_builtin("mailbox-full").await;
 
     let (mut client, greeting) = Client::connect(server.smtp_addr()).await.unwrap();
     assert_eq!(greeting.last(), "220 mx.lab.test ESMTP smtp-fault ready");
@@ -357,12 +333,7 @@ async fn a_client_trusting_the_lab_ca_verifies_starttls_to_mx_lab_test() {
 
 #[tokio::test]
 async fn a_new_scenario_applies_to_new_sessions_while_open_ones_keep_theirs() {
-    let server = Server::builder()
-        .builtin("accept")
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
+    let server = start_builtin("accept").await;
     let mut before = Client::greeted(server.smtp_addr()).await.unwrap();
 
     let refuse_mail = Reply::new(550, Some(EnhancedCode::new(5, 7, 1)), "No mail today");

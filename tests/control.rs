@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use fixture::{Client, letter, letter_to, mailer};
+use fixture::{Client, full_mailboxes_toml, letter, letter_to, mailer};
 use lettre::AsyncTransport;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -368,26 +368,6 @@ async fn counters_count_connections_attempts_and_messages() {
     );
 }
 
-const MAILBOX_FULL_TOML: &str = r#"
-name = "full-over-http"
-summary = "Mailboxes at full.test are full."
-
-[reproduces]
-error = "other"
-reply = "452 4.2.2"
-sender_log = "452 4.2.2 Mailbox full"
-
-[[faults]]
-stage = "rcpt"
-kind = "reply"
-code = 452
-enhanced = "4.2.2"
-text = "Mailbox full"
-
-[faults.when]
-rcpt = "*@full.test"
-"#;
-
 /// The reply a new session gets to RCPT TO `to`.
 async fn rcpt_reply(smtp: SocketAddr, to: &str) -> String {
     let mut client = Client::greeted(smtp).await.unwrap();
@@ -421,12 +401,13 @@ async fn the_scenario_is_shown_and_replaced_with_toml_or_json_for_new_sessions()
         "{shown}"
     );
 
+    let full_toml = full_mailboxes_toml("full-over-http");
     let put = http(
         serving.control,
         "PUT",
         "/api/scenario",
         &[("Content-Type", "application/toml")],
-        MAILBOX_FULL_TOML.as_bytes(),
+        full_toml.as_bytes(),
     )
     .await;
     assert_eq!(put.status, 200, "{}", String::from_utf8_lossy(&put.body));
@@ -434,7 +415,7 @@ async fn the_scenario_is_shown_and_replaced_with_toml_or_json_for_new_sessions()
     let shown = get(serving.control, "/api/scenario").await.json();
     assert_eq!(shown["name"], "full-over-http");
     assert_eq!(shown["faults"], json!(["rcpt: reply 452 4.2.2"]));
-    assert_eq!(shown["toml"], MAILBOX_FULL_TOML);
+    assert_eq!(shown["toml"], full_toml.as_str());
     assert_eq!(
         rcpt_reply(serving.smtp, "carol@full.test").await,
         "452 4.2.2 Mailbox full"

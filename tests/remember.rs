@@ -7,7 +7,7 @@ mod fixture;
 
 use std::time::{Duration, Instant};
 
-use fixture::{Client, letter, mailer, until_active};
+use fixture::{Client, greeting_codes, letter, mailer, start_builtin, until_active};
 use lettre::AsyncTransport;
 use smtp_fault::{Scenario, Server, ServerHandle};
 
@@ -36,12 +36,7 @@ async fn sleep_until(since: Instant, delay: Duration) {
 
 #[tokio::test]
 async fn flaky_first_two_refuses_two_connections_and_a_retrying_sender_gets_through() {
-    let server = Server::builder()
-        .builtin("flaky-first-two")
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
+    let server = start_builtin("flaky-first-two").await;
     let sender = mailer(server.smtp_addr());
 
     let mut refusals = Vec::new();
@@ -84,19 +79,8 @@ async fn flaky_first_two_refuses_two_connections_and_a_retrying_sender_gets_thro
 
 #[tokio::test]
 async fn attempt_numbers_start_again_when_the_scenario_is_replaced() {
-    let server = Server::builder()
-        .builtin("flaky-first-two")
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
-    let mut greetings = Vec::new();
-    for _ in 0..3 {
-        let (client, greeting) = Client::connect(server.smtp_addr()).await.unwrap();
-        greetings.push(greeting.code);
-        drop(client);
-    }
-    assert_eq!(greetings, [421, 421, 220]);
+    let server = start_builtin("flaky-first-two").await;
+    assert_eq!(greeting_codes(&server, 3).await, [421, 421, 220]);
     assert_eq!(server.counters().attempts, 3);
 
     server.set_scenario(smtp_fault::scenario::builtin("flaky-first-two").unwrap());
@@ -281,12 +265,7 @@ chance = 0.5
         ),
     ))
     .await;
-    let mut codes = Vec::new();
-    for _ in 0..n {
-        let (client, greeting) = Client::connect(server.smtp_addr()).await.unwrap();
-        codes.push(greeting.code);
-        drop(client);
-    }
+    let codes = greeting_codes(&server, n).await;
     server.shutdown().await;
     codes
 }
@@ -305,12 +284,7 @@ async fn a_seeded_chance_fails_the_same_sessions_on_every_run_and_another_seed_d
 /// The replies to the final dot of `n` messages sent in one session to the built-in
 /// `random-deferrals`.
 async fn random_deferrals(n: usize) -> Vec<u16> {
-    let server = Server::builder()
-        .builtin("random-deferrals")
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
+    let server = start_builtin("random-deferrals").await;
     let mut client = Client::greeted(server.smtp_addr()).await.unwrap();
     let mut codes = Vec::new();
     for i in 0..n {
@@ -341,12 +315,7 @@ async fn the_builtin_random_deferrals_defer_the_same_messages_on_every_run() {
 
 #[tokio::test]
 async fn a_connection_past_the_cap_gets_421_at_the_greeting_until_a_session_ends() {
-    let server = Server::builder()
-        .builtin("connection-cap")
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
+    let server = start_builtin("connection-cap").await;
     let one = Client::greeted(server.smtp_addr()).await.unwrap();
     let _two = Client::greeted(server.smtp_addr()).await.unwrap();
 
@@ -425,12 +394,7 @@ window_ms = 500
 
 #[tokio::test(start_paused = true)]
 async fn the_builtin_greylisting_lets_a_retry_through_once_three_seconds_have_passed() {
-    let server = Server::builder()
-        .builtin("greylisting")
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
+    let server = start_builtin("greylisting").await;
 
     let (first, reply) = knock(&server).await;
     assert_eq!(
