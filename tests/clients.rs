@@ -75,6 +75,12 @@ fn capture_dir() -> (tempfile::TempDir, String) {
     (dir, arg)
 }
 
+/// Asserts that the capture directory holds no message.
+fn assert_nothing_kept(dir: &tempfile::TempDir) {
+    let files = files_in(dir.path());
+    assert!(files.is_empty(), "{files:?}");
+}
+
 #[tokio::test]
 async fn accept_delivers_from_swaks_and_curl() {
     let serve = Serve::start(&["--scenario", "accept"]).await;
@@ -276,11 +282,7 @@ async fn reset_during_body_breaks_both_transfers_and_keeps_nothing() {
         &["<-  354", "Remote host closed connection unexpectedly"],
     );
 
-    assert!(
-        files_in(dir.path()).is_empty(),
-        "{:?}",
-        files_in(dir.path())
-    );
+    assert_nothing_kept(&dir);
 }
 
 #[tokio::test]
@@ -308,11 +310,7 @@ async fn close_after_final_dot_leaves_both_clients_without_a_reply_and_keeps_not
         &["We are completely uploaded", "response reading failed"],
     );
 
-    assert!(
-        files_in(dir.path()).is_empty(),
-        "{:?}",
-        files_in(dir.path())
-    );
+    assert_nothing_kept(&dir);
 }
 
 #[tokio::test]
@@ -482,11 +480,7 @@ async fn message_rejected_refuses_the_data_after_the_final_dot() {
     let (output, _) = curl(&serve, &["to@b.test"], MESSAGE, &[]).await;
     assert_exit(&output, 8, &["< 554 5.7.1 Message rejected as spam"]);
 
-    assert!(
-        files_in(dir.path()).is_empty(),
-        "{:?}",
-        files_in(dir.path())
-    );
+    assert_nothing_kept(&dir);
 }
 
 #[tokio::test]

@@ -6,8 +6,8 @@ mod tls_support;
 use smtp_fault::capture::Direction;
 use smtp_fault::tls::TlsInfo;
 use tls_support::{
-    HOST, MESSAGE, Run, ca_file, last_session, only_message, run, said_by, smtp_port, smtps_port,
-    start,
+    HOST, MESSAGE, Run, assert_lost_after_handshake, assert_no_mail, ca_file, last_session,
+    only_message, run, said_by, smtp_port, smtps_port, start,
 };
 
 /// How curl reaches the server.
@@ -186,10 +186,7 @@ async fn curl_gives_up_with_exit_64_when_starttls_is_not_offered() {
 
     run.assert_exit(64);
     assert_eq!(run.stderr, "curl: (64) STARTTLS not supported.\n");
-    let transcript = last_session(&server).await;
-    let client = said_by(&transcript, Direction::Client);
-    assert!(client.iter().all(|l| !l.starts_with("MAIL")), "{client:?}");
-    assert!(server.messages().is_empty());
+    assert_no_mail(&server).await;
 }
 
 #[tokio::test]
@@ -249,12 +246,7 @@ async fn curl_loses_the_connection_with_exit_56_when_it_drops_after_the_handshak
 
     run.assert_exit(56);
     run.assert_said("curl: (56) response reading failed");
-    let transcript = last_session(&server).await;
-    assert!(
-        transcript.tls.is_some(),
-        "the handshake completed: {transcript:#?}"
-    );
-    assert!(server.messages().is_empty());
+    assert_lost_after_handshake(&server).await;
 }
 
 #[tokio::test]

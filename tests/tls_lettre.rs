@@ -16,10 +16,10 @@ use lettre::transport::smtp::client::{
 use lettre::transport::smtp::extension::ClientId;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use rustls::{AlertDescription, CertificateError};
-use smtp_fault::capture::Direction;
 use smtp_fault::tls::LAB_CA_PEM;
 use tls_support::{
-    HOST, MESSAGE, last_session, only_message, said_by, smtp_port, smtps_port, start,
+    HOST, MESSAGE, assert_lost_after_handshake, assert_no_mail, last_session, only_message,
+    smtp_port, smtps_port, start,
 };
 
 type SmtpError = lettre::transport::smtp::Error;
@@ -193,13 +193,7 @@ async fn lettre_requiring_tls_gives_up_before_mail_when_starttls_is_not_offered(
             .contains("STARTTLS is not supported on this server"),
         "{err}"
     );
-    let transcript = last_session(&server).await;
-    let client = said_by(&transcript, Direction::Client);
-    assert!(
-        client.iter().all(|line| !line.starts_with("MAIL")),
-        "{client:?}"
-    );
-    assert!(server.messages().is_empty());
+    assert_no_mail(&server).await;
 }
 
 #[tokio::test]
@@ -225,12 +219,7 @@ async fn lettre_sees_the_connection_end_when_it_is_dropped_after_the_handshake()
             .contains("peer closed connection without sending TLS close_notify"),
         "{err}"
     );
-    let transcript = last_session(&server).await;
-    assert!(
-        transcript.tls.is_some(),
-        "the handshake completed: {transcript:#?}"
-    );
-    assert!(server.messages().is_empty());
+    assert_lost_after_handshake(&server).await;
 }
 
 #[tokio::test]

@@ -187,38 +187,35 @@ async fn a_strict_s_client_aborts_the_handshake_on_a_bad_certificate() {
     );
 }
 
-#[tokio::test]
-async fn a_tls12_only_server_refuses_s_client_forced_to_tls13_and_serves_tls12() {
-    let server = start("tls12-only").await;
+/// Asserts that the version-limited built-in `scenario` refuses s_client forced to the version
+/// flag `refused` with a protocol-version alert, and serves s_client forced to `served`, which
+/// prints `session` for the session it gets.
+async fn assert_only_version(scenario: &str, refused: &str, served: &str, session: &str) {
+    let server = start(scenario).await;
     let port = smtp_port(&server);
 
-    let tls13 = s_client(Listener::Starttls, port, &["-tls1_3"], b"").await;
-    tls13.assert_exit(1);
-    tls13.assert_said("tlsv1 alert protocol version");
-    tls13.assert_said("SSL alert number 70");
-    tls13.assert_said("New, (NONE), Cipher is (NONE)");
+    let run = s_client(Listener::Starttls, port, &[refused], b"").await;
+    run.assert_exit(1);
+    run.assert_said("tlsv1 alert protocol version");
+    run.assert_said("SSL alert number 70");
+    run.assert_said("New, (NONE), Cipher is (NONE)");
 
-    let tls12 = s_client(Listener::Starttls, port, &["-tls1_2"], b"").await;
-    tls12.assert_exit(0);
-    tls12.assert_said("New, TLSv1.2, Cipher is ECDHE-ECDSA-AES256-GCM-SHA384");
-    tls12.assert_said("Verify return code: 0 (ok)");
+    let run = s_client(Listener::Starttls, port, &[served], b"").await;
+    run.assert_exit(0);
+    run.assert_said(session);
+    run.assert_said("Verify return code: 0 (ok)");
+}
+
+#[tokio::test]
+async fn a_tls12_only_server_refuses_s_client_forced_to_tls13_and_serves_tls12() {
+    let session = "New, TLSv1.2, Cipher is ECDHE-ECDSA-AES256-GCM-SHA384";
+    assert_only_version("tls12-only", "-tls1_3", "-tls1_2", session).await;
 }
 
 #[tokio::test]
 async fn a_tls13_only_server_refuses_s_client_forced_to_tls12_and_serves_tls13() {
-    let server = start("tls13-only").await;
-    let port = smtp_port(&server);
-
-    let tls12 = s_client(Listener::Starttls, port, &["-tls1_2"], b"").await;
-    tls12.assert_exit(1);
-    tls12.assert_said("tlsv1 alert protocol version");
-    tls12.assert_said("SSL alert number 70");
-    tls12.assert_said("New, (NONE), Cipher is (NONE)");
-
-    let tls13 = s_client(Listener::Starttls, port, &["-tls1_3"], b"").await;
-    tls13.assert_exit(0);
-    tls13.assert_said("New, TLSv1.3, Cipher is TLS_AES_256_GCM_SHA384");
-    tls13.assert_said("Verify return code: 0 (ok)");
+    let session = "New, TLSv1.3, Cipher is TLS_AES_256_GCM_SHA384";
+    assert_only_version("tls13-only", "-tls1_2", "-tls1_3", session).await;
 }
 
 #[tokio::test]

@@ -8,13 +8,24 @@ use std::io::ErrorKind;
 
 use rustls::version::{TLS12, TLS13};
 use rustls::{AlertDescription, ProtocolVersion};
-use smtp_fault::capture::Direction;
-use tls_support::{HOST, LIMIT, Smtp, handshake, last_session, ready_for_tls, said_by, start};
+use smtp_fault::capture::{Direction, Transcript};
+use tls_support::{
+    HOST, LIMIT, Smtp, handshake, last_session, over_tls13, ready_for_tls, said_by, start,
+};
 use tokio::io::AsyncReadExt;
 
 /// The event the server records when it throws away what came after STARTTLS.
 fn discarded(octets: usize) -> String {
     format!("discarded {octets} octets pipelined after STARTTLS")
+}
+
+/// Asserts the session threw nothing away after STARTTLS.
+fn assert_nothing_discarded(transcript: &Transcript) {
+    let events = said_by(transcript, Direction::Event);
+    assert!(
+        events.iter().all(|e| !e.starts_with("discarded")),
+        "{events:?}"
+    );
 }
 
 #[tokio::test]
@@ -82,28 +93,18 @@ async fn a_command_pipelined_behind_starttls_is_never_answered_over_tls() {
 async fn starttls_sent_alone_discards_nothing() {
     let server = start("accept").await;
 
-    let tls = handshake(ready_for_tls(&server).await, &[&TLS13])
-        .await
-        .unwrap();
-    let mut smtp = Smtp::new(tls);
+    let mut smtp = over_tls13(&server).await;
     smtp.command("QUIT").await;
     drop(smtp);
 
     let transcript = last_session(&server).await;
-    let events = said_by(&transcript, Direction::Event);
-    assert!(
-        events.iter().all(|e| !e.starts_with("discarded")),
-        "{events:?}"
-    );
+    assert_nothing_discarded(&transcript);
 }
 
 #[tokio::test]
 async fn mail_straight_after_the_handshake_gets_503_until_the_client_says_ehlo_again() {
     let server = start("accept").await;
-    let tls = handshake(ready_for_tls(&server).await, &[&TLS13])
-        .await
-        .unwrap();
-    let mut smtp = Smtp::new(tls);
+    let mut smtp = over_tls13(&server).await;
 
     assert_eq!(
         smtp.command("MAIL FROM:<a@lab.test>").await,
@@ -120,10 +121,7 @@ async fn mail_straight_after_the_handshake_gets_503_until_the_client_says_ehlo_a
 #[tokio::test]
 async fn starttls_is_neither_offered_nor_accepted_once_tls_is_up() {
     let server = start("accept").await;
-    let tls = handshake(ready_for_tls(&server).await, &[&TLS13])
-        .await
-        .unwrap();
-    let mut smtp = Smtp::new(tls);
+    let mut smtp = over_tls13(&server).await;
 
     let ehlo = smtp.command("EHLO client.lab.test").await;
     assert!(!ehlo.contains("STARTTLS"), "{ehlo}");
@@ -211,20 +209,13 @@ async fn pipelining_ehlo_with_starttls_still_upgrades() {
 
     let transcript = last_session(&server).await;
     assert!(transcript.tls.is_some());
-    let events = said_by(&transcript, Direction::Event);
-    assert!(
-        events.iter().all(|e| !e.starts_with("discarded")),
-        "{events:?}"
-    );
+    assert_nothing_discarded(&transcript);
 }
 
 #[tokio::test]
 async fn quit_over_tls_ends_with_close_notify() {
     let server = start("accept").await;
-    let tls = handshake(ready_for_tls(&server).await, &[&TLS13])
-        .await
-        .unwrap();
-    let mut smtp = Smtp::new(tls);
+    let mut smtp = over_tls13(&server).await;
     smtp.command("EHLO client.lab.test").await;
     assert_eq!(
         smtp.command("QUIT").await,
@@ -243,10 +234,7 @@ async fn quit_over_tls_ends_with_close_notify() {
 #[tokio::test]
 async fn a_session_dropped_after_the_handshake_ends_without_close_notify() {
     let server = start("tls-dropped-after-handshake").await;
-    let tls = handshake(ready_for_tls(&server).await, &[&TLS13])
-        .await
-        .unwrap();
-    let mut smtp = Smtp::new(tls);
+    let mut smtp = over_tls13(&server).await;
 
     smtp.send("EHLO client.lab.test\r\n").await;
     let mut rest = Vec::new();

@@ -215,6 +215,37 @@ pub async fn handshake(
         .expect("the handshake ends in time")
 }
 
+/// Connects to the STARTTLS listener and brings the session up over TLS 1.3 with the lab CA, so
+/// that the next command is the first one over TLS.
+pub async fn over_tls13(server: &Server) -> Smtp<TlsStream<TcpStream>> {
+    let tls = handshake(ready_for_tls(server).await, &[&rustls::version::TLS13])
+        .await
+        .expect("a TLS 1.3 handshake");
+    Smtp::new(tls)
+}
+
+/// Asserts the client sent no MAIL in the server's last session and nothing was stored.
+pub async fn assert_no_mail(server: &Server) {
+    let transcript = last_session(server).await;
+    let client = said_by(&transcript, Direction::Client);
+    assert!(
+        client.iter().all(|line| !line.starts_with("MAIL")),
+        "{client:?}"
+    );
+    assert!(server.messages().is_empty());
+}
+
+/// Asserts the handshake of the server's last session completed and nothing was stored: the
+/// connection was lost over TLS, not before it.
+pub async fn assert_lost_after_handshake(server: &Server) {
+    let transcript = last_session(server).await;
+    assert!(
+        transcript.tls.is_some(),
+        "the handshake completed: {transcript:#?}"
+    );
+    assert!(server.messages().is_empty());
+}
+
 /// An SMTP client that sends exactly what it is told and reads replies whole.
 pub struct Smtp<S> {
     stream: S,
