@@ -187,7 +187,7 @@ pub fn now_rfc3339() -> String {
     rfc3339(SystemTime::now())
 }
 
-fn rfc3339(at: SystemTime) -> String {
+pub(crate) fn rfc3339(at: SystemTime) -> String {
     let at = time::OffsetDateTime::from(at);
     let format = time::macros::format_description!(
         "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"

@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use serde::Serialize;
 
@@ -63,7 +63,20 @@ const MAX_ENTRIES: usize = 2000;
 #[derive(Debug, Clone)]
 pub struct TranscriptHandle {
     started: Instant,
-    inner: Arc<Mutex<Transcript>>,
+    inner: Arc<Mutex<Live>>,
+}
+
+/// What a session writes as it goes; kept small, because every open session holds one. The
+/// start time is formatted and the faults are gathered only when someone reads it.
+#[derive(Debug)]
+struct Live {
+    session_id: u64,
+    attempt: u64,
+    peer: SocketAddr,
+    started_at: SystemTime,
+    tls: Option<TlsInfo>,
+    open: bool,
+    entries: Vec<Entry>,
 }
 
 impl TranscriptHandle {
@@ -71,14 +84,13 @@ impl TranscriptHandle {
     pub fn new(session_id: u64, peer: SocketAddr, attempt: u64) -> Self {
         Self {
             started: Instant::now(),
-            inner: Arc::new(Mutex::new(Transcript {
+            inner: Arc::new(Mutex::new(Live {
                 session_id,
                 attempt,
                 peer,
-                started_at: super::now_rfc3339(),
+                started_at: SystemTime::now(),
                 tls: None,
                 open: true,
-                faults: Vec::new(),
                 entries: Vec::new(),
             })),
         }
@@ -107,11 +119,6 @@ impl TranscriptHandle {
 
     /// Records a fault that fired.
     pub fn fault(&self, description: &str) {
-        self.inner
-            .lock()
-            .expect("transcript lock")
-            .faults
-            .push(description.to_string());
         self.record(Direction::Fault, description);
     }
 
@@ -133,7 +140,22 @@ impl TranscriptHandle {
 
     /// A copy of the transcript as it is now.
     pub fn snapshot(&self) -> Transcript {
-        self.inner.lock().expect("transcript lock").clone()
+        let inner = self.inner.lock().expect("transcript lock");
+        Transcript {
+            session_id: inner.session_id,
+            attempt: inner.attempt,
+            peer: inner.peer,
+            started_at: super::rfc3339(inner.started_at),
+            tls: inner.tls.clone(),
+            open: inner.open,
+            faults: inner
+                .entries
+                .iter()
+                .filter(|e| e.direction == Direction::Fault)
+                .map(|e| e.text.clone())
+                .collect(),
+            entries: inner.entries.clone(),
+        }
     }
 }
 

@@ -29,11 +29,16 @@ pub enum StallEnd {
 impl Stall {
     /// Waits out the stall.
     pub async fn wait(&self, shutdown: &CancellationToken) -> StallEnd {
+        // Written without `select!`: a stalled session keeps this future for as long as it
+        // stalls, so it is kept to a timer and the shutdown signal.
         match self.duration_ms {
-            Some(ms) => tokio::select! {
-                _ = tokio::time::sleep(Duration::from_millis(ms)) => StallEnd::Elapsed,
-                _ = shutdown.cancelled() => StallEnd::Shutdown,
-            },
+            Some(ms) => {
+                let limit = Duration::from_millis(ms);
+                match tokio::time::timeout(limit, shutdown.cancelled()).await {
+                    Ok(()) => StallEnd::Shutdown,
+                    Err(_) => StallEnd::Elapsed,
+                }
+            }
             None => {
                 shutdown.cancelled().await;
                 StallEnd::Shutdown

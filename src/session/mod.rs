@@ -24,7 +24,7 @@ pub use stream::{Socket, Stream};
 
 use crate::capture::{CaptureStore, Direction, TranscriptHandle};
 use crate::faults::{
-    self, Facts, Fault, FaultKind, History, ReplyFault, Stage, Stall, Then, Throttle, Triplet,
+    self, Facts, FaultKind, History, ReplyFault, Stage, Stall, Then, Throttle, Triplet,
 };
 use crate::protocol::{BodyType, Command, EnhancedCode, LineOutcome, LineReader, Reply};
 use crate::scenario::Scenario;
@@ -132,7 +132,9 @@ pub async fn run<S: Socket>(socket: S, env: SessionEnv) {
         Ok(()) => Ending::Close,
         Err(ending) => ending,
     };
-    session.finish(ending).await;
+    // Boxed, like the other rare phases below, so that the future every session keeps while
+    // it waits stays small: 10,000 stalled sessions should cost little memory.
+    Box::pin(session.finish(ending)).await;
 }
 
 struct Session<S> {
@@ -174,7 +176,7 @@ impl<S: Socket> Session<S> {
     /// The whole conversation, from the connection to the end.
     async fn converse(&mut self) -> Flow {
         if self.env.implicit_tls {
-            self.start_tls().await?;
+            Box::pin(self.start_tls()).await?;
         }
 
         let greeting = Reply::greeting(&self.env.hostname);
@@ -212,7 +214,9 @@ impl<S: Socket> Session<S> {
             let command = crate::protocol::parse_command(&line);
             self.transcript
                 .record(Direction::Client, redact(&line, &command));
-            self.command(command).await?;
+            // Boxed: a command is short-lived, and the future a waiting session keeps should not
+            // carry room for the largest one.
+            Box::pin(self.command(command)).await?;
         }
     }
 
@@ -336,18 +340,18 @@ impl<S: Socket> Session<S> {
             rcpt,
             ..self.facts()
         };
-        let chosen: Vec<(usize, Fault)> = faults::select(&scenario.faults, stage, &facts)
+        // Indices into the scenario, which this function holds: cloning the faults would make
+        // every waiting session carry a copy.
+        let chosen: Vec<usize> = faults::select(&scenario.faults, stage, &facts)
             .into_iter()
-            .map(|f| {
-                let index = scenario.faults.iter().position(|g| std::ptr::eq(f, g));
-                (index.unwrap_or(0), f.clone())
-            })
+            .filter_map(|f| scenario.faults.iter().position(|g| std::ptr::eq(f, g)))
             .collect();
         let rcpt = rcpt.map(str::to_string);
         let mut decision = Decision::Normal;
-        for (index, fault) in chosen {
+        for index in chosen {
+            let fault = &scenario.faults[index];
             let description = fault.describe();
-            decision = match fault.kind {
+            decision = match &fault.kind {
                 FaultKind::Greylist(greylist) => {
                     let triplet = Triplet::new(
                         self.env.peer.ip(),
@@ -379,8 +383,8 @@ impl<S: Socket> Session<S> {
                 }
                 FaultKind::Delay(delay) => {
                     self.fired(&description);
-                    self.flush().await?;
-                    if !delay.wait(&self.env.shutdown).await {
+                    Box::pin(self.flush()).await?;
+                    if !Box::pin(delay.wait(&self.env.shutdown)).await {
                         self.reply(Reply::shutting_down(&self.env.hostname));
                         return Err(Ending::Close);
                     }
@@ -388,7 +392,7 @@ impl<S: Socket> Session<S> {
                 }
                 FaultKind::Throttle(throttle) => {
                     self.fired(&description);
-                    self.throttle = Some(throttle);
+                    self.throttle = Some(*throttle);
                     continue;
                 }
                 FaultKind::OmitExtension(_) => {
@@ -397,7 +401,7 @@ impl<S: Socket> Session<S> {
                 }
                 FaultKind::Reply(reply) => {
                     self.fired(&description);
-                    Decision::Reply(reply)
+                    Decision::Reply(reply.clone())
                 }
                 FaultKind::Close(_) => {
                     self.fired(&description);
@@ -409,7 +413,7 @@ impl<S: Socket> Session<S> {
                 }
                 FaultKind::Stall(stall) => {
                     self.fired(&description);
-                    self.stall(stall).await?;
+                    self.stall(*stall).await?;
                     Decision::End(Ending::Fin)
                 }
             };
@@ -423,9 +427,10 @@ impl<S: Socket> Session<S> {
         self.transcript.fault(description);
     }
 
-    /// Sends what was queued before the stall, then goes silent.
+    /// Sends what was queued before the stall, then goes silent. The flush is boxed and the
+    /// wait is not: a stalled session keeps only the small wait while it stalls.
     async fn stall(&mut self, stall: Stall) -> Flow {
-        self.flush().await?;
+        Box::pin(self.flush()).await?;
         match stall.wait(&self.env.shutdown).await {
             faults::StallEnd::Elapsed => {
                 self.transcript.record(Direction::Event, "stall ended");
@@ -472,7 +477,7 @@ impl<S: Socket> Session<S> {
                     reply
                 })?;
                 if start {
-                    self.receive_message().await
+                    Box::pin(self.receive_message()).await
                 } else {
                     Ok(())
                 }
@@ -502,7 +507,7 @@ impl<S: Socket> Session<S> {
                 self.reply(Reply::help());
                 Ok(())
             }
-            Command::StartTls => self.starttls().await,
+            Command::StartTls => Box::pin(self.starttls()).await,
             Command::Auth { .. } => {
                 let decision = self.decide(Stage::Auth, None).await?;
                 match decision {
@@ -826,7 +831,7 @@ impl<S: Socket> Session<S> {
 /// Reads and discards until the client closes, so that closing our socket sends a FIN and not
 /// an RST for unread data. Bounded by [`CLOSE_GRACE`] and by shutdown.
 async fn drain<S: Socket>(io: &mut Stream<S>, shutdown: &CancellationToken) {
-    let mut scratch = [0u8; 2048];
+    let mut scratch = vec![0u8; 2048];
     let until = tokio::time::Instant::now() + CLOSE_GRACE;
     loop {
         let read = tokio::select! {
@@ -874,5 +879,37 @@ impl<S> Drop for Session<S> {
         if self.transcript.is_open() {
             self.transcript.close("session ended");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::CaptureStore;
+
+    fn env() -> SessionEnv {
+        SessionEnv {
+            id: 1,
+            attempt: 1,
+            peer: "127.0.0.1:1".parse().unwrap(),
+            hostname: Arc::from("mx.lab.test"),
+            scenario: Arc::new(Scenario::default()),
+            history: Arc::new(History::new()),
+            capture: Arc::new(CaptureStore::new(None, 10)),
+            shutdown: CancellationToken::new(),
+            tls: None,
+            implicit_tls: false,
+        }
+    }
+
+    /// Every open session keeps this future for as long as it lasts, so its size is most of
+    /// what 10,000 stalled sessions cost. The rare, large phases (a command, a message, TLS,
+    /// the close) are boxed so as not to count here.
+    #[test]
+    fn a_waiting_session_keeps_a_small_future() {
+        let (server, _client) = tokio::io::duplex(64);
+        let future = run(server, env());
+        let size = std::mem::size_of_val(&future);
+        assert!(size <= 1536, "the session future grew to {size} bytes");
     }
 }
