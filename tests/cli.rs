@@ -160,20 +160,18 @@ async fn check_stops_at_the_first_bad_file() {
     );
 }
 
-#[tokio::test]
-async fn serve_with_an_unknown_scenario_fails_and_says_where_to_look() {
-    let output = run_binary(&[
-        "serve",
-        "--scenario",
-        "nonexistent",
-        "--listen",
-        "127.0.0.1:0",
-    ])
-    .await;
-
+/// Runs `smtp-fault serve --scenario SCENARIO` on port 0, asserts that it fails with exit status
+/// 1 before printing a listening line, and returns what it said on standard error.
+async fn serve_fails(scenario: &str) -> String {
+    let output = run_binary(&["serve", "--scenario", scenario, "--listen", "127.0.0.1:0"]).await;
     assert_eq!(output.status.code(), Some(1));
     assert_eq!(text(&output.stdout), "", "no listening line");
-    let stderr = text(&output.stderr);
+    text(&output.stderr)
+}
+
+#[tokio::test]
+async fn serve_with_an_unknown_scenario_fails_and_says_where_to_look() {
+    let stderr = serve_fails("nonexistent").await;
     assert!(
         stderr.contains("no built-in scenario is called \"nonexistent\""),
         "{stderr}"
@@ -191,17 +189,13 @@ async fn serve_with_a_missing_or_bad_scenario_file_names_the_file() {
         &format!("{HEAD}\n[server]\nidle_timeout_ms = 0\n"),
     );
 
-    let output = run_binary(&["serve", "--scenario", &missing, "--listen", "127.0.0.1:0"]).await;
-    assert_eq!(output.status.code(), Some(1));
-    let stderr = text(&output.stderr);
+    let stderr = serve_fails(&missing).await;
     assert!(
         stderr.contains(&format!("{missing}: cannot read")),
         "{stderr}"
     );
 
-    let output = run_binary(&["serve", "--scenario", &bad, "--listen", "127.0.0.1:0"]).await;
-    assert_eq!(output.status.code(), Some(1));
-    let stderr = text(&output.stderr);
+    let stderr = serve_fails(&bad).await;
     assert!(
         stderr.contains(&format!("{bad}:9:19: `idle_timeout_ms` is 0")),
         "{stderr}"

@@ -6,8 +6,9 @@ mod tls_support;
 use smtp_fault::capture::Direction;
 use smtp_fault::tls::TlsInfo;
 use tls_support::{
-    HOST, MESSAGE, Run, assert_lost_after_handshake, assert_no_mail, ca_file, last_session,
-    only_message, run, said_by, smtp_port, smtps_port, start,
+    HOST, MESSAGE, Run, assert_lost_after_handshake, assert_no_mail,
+    assert_only_message_over_tls13, ca_file, last_session, only_message, run, said_by, smtp_port,
+    smtps_port, start,
 };
 
 /// How curl reaches the server.
@@ -81,12 +82,7 @@ async fn curl_delivers_over_implicit_tls_with_smtps() {
     let run = curl(Url::Implicit, smtps_port(&server), &[]).await;
 
     run.assert_exit(0);
-    let message = only_message(&server).await;
-    assert_eq!(&message.data[..], MESSAGE);
-    assert_eq!(
-        message.tls.as_ref().map(|t| t.version.as_str()),
-        Some("TLSv1.3")
-    );
+    assert_only_message_over_tls13(&server).await;
 }
 
 #[tokio::test]

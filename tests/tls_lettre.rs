@@ -18,8 +18,8 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use rustls::{AlertDescription, CertificateError};
 use smtp_fault::tls::LAB_CA_PEM;
 use tls_support::{
-    HOST, MESSAGE, assert_lost_after_handshake, assert_no_mail, last_session, only_message,
-    smtp_port, smtps_port, start,
+    HOST, MESSAGE, assert_lost_after_handshake, assert_no_mail, assert_only_message_over_tls13,
+    last_session, only_message, smtp_port, smtps_port, start,
 };
 
 type SmtpError = lettre::transport::smtp::Error;
@@ -125,12 +125,7 @@ async fn lettre_delivers_over_implicit_tls() {
 
     send(smtps_port(&server), wrapper()).await.unwrap();
 
-    let message = only_message(&server).await;
-    assert_eq!(&message.data[..], MESSAGE);
-    assert_eq!(
-        message.tls.as_ref().map(|t| t.version.as_str()),
-        Some("TLSv1.3")
-    );
+    assert_only_message_over_tls13(&server).await;
 }
 
 #[tokio::test]

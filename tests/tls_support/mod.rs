@@ -224,6 +224,16 @@ pub async fn over_tls13(server: &Server) -> Smtp<TlsStream<TcpStream>> {
     Smtp::new(tls)
 }
 
+/// Asserts the server stored one message, [`MESSAGE`] as sent, and that it came over TLS 1.3.
+pub async fn assert_only_message_over_tls13(server: &Server) {
+    let message = only_message(server).await;
+    assert_eq!(&message.data[..], MESSAGE);
+    assert_eq!(
+        message.tls.as_ref().map(|t| t.version.as_str()),
+        Some("TLSv1.3")
+    );
+}
+
 /// Asserts the client sent no MAIL in the server's last session and nothing was stored.
 pub async fn assert_no_mail(server: &Server) {
     let transcript = last_session(server).await;
