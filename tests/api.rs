@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fixture::{
-    CLIENT_NAME, Client, full_mailboxes_toml, letter, letter_to, mailer, start_builtin, tls_mailer,
-    until_active,
+    CLIENT_NAME, Client, as_sent, full_mailboxes_toml, letter, letter_to, mailer, start_builtin,
+    tls_mailer, until_active,
 };
 use lettre::AsyncTransport;
 use smtp_fault::capture::{Direction, Message};
@@ -19,15 +19,6 @@ use smtp_fault::protocol::{EnhancedCode, Reply};
 use smtp_fault::{Scenario, Server, ServerHandle};
 
 const WAIT: Duration = Duration::from_secs(5);
-
-/// The bytes a message arrives as when lettre sends it. lettre writes the formatted message and
-/// then `CRLF . CRLF` whatever the message ends with, and that first CRLF ends the message's
-/// last line (RFC 5321, 4.1.1.4), so a receiver stores the formatted bytes followed by one CRLF.
-fn as_sent(message: &lettre::Message) -> Vec<u8> {
-    let mut bytes = message.formatted();
-    bytes.extend_from_slice(b"\r\n");
-    bytes
-}
 
 /// Sends `message` with lettre and checks that the server stored exactly it.
 async fn delivers(server: &ServerHandle, message: lettre::Message) -> Arc<Message> {

@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use fixture::{Client, full_mailboxes_toml, letter, letter_to, mailer};
+use fixture::{Client, as_sent, full_mailboxes_toml, letter, letter_to, mailer};
 use lettre::AsyncTransport;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -247,8 +247,7 @@ async fn an_unknown_path_gets_404_with_a_json_error() {
 async fn a_delivered_message_is_listed_parsed_and_served_raw_until_deleted() {
     let serving = Serving::start(&["--control", "127.0.0.1:0"]);
     let message = letter("seen through the API");
-    let mut sent = message.formatted();
-    sent.extend_from_slice(b"\r\n");
+    let sent = as_sent(&message);
     mailer(serving.smtp).send(message).await.unwrap();
 
     let listed = get(serving.control, "/api/messages").await;
