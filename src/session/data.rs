@@ -5,7 +5,7 @@
 //! fire after the final dot and before the reply. A message is stored before its 250 is queued.
 
 use bytes::Buf;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::{Decision, Ending, Flow, Session, Socket, Stream};
 use crate::capture::{Direction, Message};
@@ -174,7 +174,7 @@ impl<S: Socket> Session<S> {
         };
         match self.env.capture.store(message).await {
             Ok(stored) => {
-                info!(id = stored.id, size = stored.size, "message stored");
+                debug!(id = stored.id, size = stored.size, "message stored");
                 self.transcript
                     .record(Direction::Event, format!("message {} stored", stored.id));
                 accepted.unwrap_or_else(|| Reply::message_accepted(stored.id))

@@ -263,8 +263,17 @@ impl<S: Socket> Session<S> {
 
     /// Queues a reply; it is written when the session next waits for the client.
     fn reply(&mut self, reply: Reply) {
-        self.transcript.record(Direction::Server, reply.to_text());
+        let start = self.wbuf.len();
         reply.write_to(&mut self.wbuf);
+        // The transcript takes the reply as written, CRLFs between lines turned into `\n`.
+        let written = &self.wbuf[start..self.wbuf.len().saturating_sub(2)];
+        let text = String::from_utf8_lossy(written);
+        let text = if reply.lines.len() > 1 {
+            text.replace("\r\n", "\n")
+        } else {
+            text.into_owned()
+        };
+        self.transcript.record(Direction::Server, text);
     }
 
     /// Queues a fault's reply and carries out what follows it.
@@ -765,7 +774,7 @@ impl<S: Socket> Session<S> {
             Ok(Ok(tls)) => {
                 let stream = Stream::Tls(Box::new(tls));
                 if let Some(info) = stream.tls_info() {
-                    info!(version = %info.version, cipher = %info.cipher, "TLS established");
+                    debug!(version = %info.version, cipher = %info.cipher, "TLS established");
                     self.transcript.record(
                         Direction::Event,
                         format!("TLS established: {} {}", info.version, info.cipher),
