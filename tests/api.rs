@@ -161,10 +161,7 @@ async fn a_scenario_built_in_code_refuses_a_blocked_sender_and_takes_the_rest() 
         .await
         .unwrap();
     assert_eq!(reply.last(), "550 5.7.1 Sender blocked");
-    let reply = client
-        .command("MAIL FROM:<alice@client.test>")
-        .await
-        .unwrap();
+    let reply = client.mail_from_alice().await.unwrap();
     assert_eq!(reply.code, 250);
     client.quit().await.unwrap();
     server.shutdown().await;
@@ -193,10 +190,7 @@ async fn a_transcript_shows_commands_and_replies_in_time_order_and_the_fault_tha
     let (mut client, greeting) = Client::connect(server.smtp_addr()).await.unwrap();
     assert_eq!(greeting.last(), "220 mx.lab.test ESMTP smtp-fault ready");
     client.command("EHLO client.test").await.unwrap();
-    client
-        .command("MAIL FROM:<alice@client.test>")
-        .await
-        .unwrap();
+    client.mail_from_alice().await.unwrap();
     let full = client
         .command("RCPT TO:<carol@full.example>")
         .await
@@ -338,16 +332,10 @@ async fn a_new_scenario_applies_to_new_sessions_while_open_ones_keep_theirs() {
     );
     assert_eq!(server.scenario().name, "no-mail");
 
-    let reply = before
-        .command("MAIL FROM:<alice@client.test>")
-        .await
-        .unwrap();
+    let reply = before.mail_from_alice().await.unwrap();
     assert_eq!(reply.last(), "250 2.1.0 Sender OK");
     let mut after = Client::greeted(server.smtp_addr()).await.unwrap();
-    let reply = after
-        .command("MAIL FROM:<alice@client.test>")
-        .await
-        .unwrap();
+    let reply = after.mail_from_alice().await.unwrap();
     assert_eq!(reply.last(), "550 5.7.1 No mail today");
 
     let reply = before.command("RCPT TO:<bob@dest.test>").await.unwrap();

@@ -369,16 +369,7 @@ async fn counters_count_connections_attempts_and_messages() {
 
 /// The reply a new session gets to RCPT TO `to`.
 async fn rcpt_reply(smtp: SocketAddr, to: &str) -> String {
-    let mut client = Client::greeted(smtp).await.unwrap();
-    assert_eq!(
-        client
-            .command("MAIL FROM:<alice@client.test>")
-            .await
-            .unwrap()
-            .code,
-        250
-    );
-    let reply = client.command(&format!("RCPT TO:<{to}>")).await.unwrap();
+    let (client, reply) = Client::rcpt_to(smtp, to).await.unwrap();
     client.quit().await.unwrap();
     reply.last().to_string()
 }

@@ -141,14 +141,9 @@ every_nth_message = 3
 /// One try through the greylist: MAIL and RCPT for the same triplet on a new connection. The
 /// RCPT reply is returned; the session is left open for the caller.
 async fn knock(server: &ServerHandle) -> (Client, fixture::Reply) {
-    let mut client = Client::greeted(server.smtp_addr()).await.unwrap();
-    let mail = client
-        .command("MAIL FROM:<alice@client.test>")
+    Client::rcpt_to(server.smtp_addr(), "bob@dest.test")
         .await
-        .unwrap();
-    assert_eq!(mail.code, 250);
-    let rcpt = client.command("RCPT TO:<bob@dest.test>").await.unwrap();
-    (client, rcpt)
+        .unwrap()
 }
 
 #[tokio::test]
@@ -355,12 +350,7 @@ window_ms = 500
     let before_first = Instant::now();
     let mut replies = Vec::new();
     for _ in 0..3 {
-        replies.push(
-            client
-                .command("MAIL FROM:<alice@client.test>")
-                .await
-                .unwrap(),
-        );
+        replies.push(client.mail_from_alice().await.unwrap());
         client.command("RSET").await.unwrap();
     }
     let after_last = Instant::now();
