@@ -277,6 +277,15 @@ fn assert_addresses(records: &[Record], host: &str, ip: IpAddr) {
     assert_eq!(addresses(records), [(name(host), ip)]);
 }
 
+/// Asserts that a resolver's A lookup of `host` finds the one address `ip`.
+async fn assert_a_lookup(resolver: &TokioResolver, host: &str, ip: IpAddr) {
+    let lookup = resolver
+        .ipv4_lookup(host)
+        .await
+        .unwrap_or_else(|e| panic!("A lookup of {host}: {e:?}"));
+    assert_addresses(lookup.answers(), host, ip);
+}
+
 /// Asserts that a resolver's error carries `rcode`.
 fn assert_resolver_rcode(error: &NetError, rcode: ResponseCode) {
     assert_eq!(resolver_rcode(error), Some(rcode), "{error:?}");
@@ -326,11 +335,7 @@ async fn a_resolver_finds_the_exchanger_and_its_address_in_the_healthy_zone() {
     let lookup = resolver.mx_lookup("lab.test.").await.expect("mx lookup");
     assert_mx(lookup.answers(), "mx.lab.test.");
 
-    let lookup = resolver
-        .ipv4_lookup("mx.lab.test.")
-        .await
-        .expect("a lookup");
-    assert_addresses(lookup.answers(), "mx.lab.test.", LOOPBACK);
+    assert_a_lookup(&resolver, "mx.lab.test.", LOOPBACK).await;
 }
 
 #[tokio::test]
@@ -439,11 +444,7 @@ async fn no_mx_leaves_the_domain_without_mx_or_address_while_the_exchanger_resol
     let resolver = lab.resolver();
     let error = resolver.mx_lookup("lab.test.").await.unwrap_err();
     assert_nodata(&error);
-    let lookup = resolver
-        .ipv4_lookup("mx.lab.test.")
-        .await
-        .expect("a lookup");
-    assert_addresses(lookup.answers(), "mx.lab.test.", LOOPBACK);
+    assert_a_lookup(&resolver, "mx.lab.test.", LOOPBACK).await;
 }
 
 #[tokio::test]
@@ -490,16 +491,8 @@ async fn stale_mx_points_at_the_old_host_while_the_current_one_still_resolves() 
     assert_addresses(&response.additionals, "old-mx.lab.test.", STALE_IP);
 
     let resolver = lab.resolver();
-    let lookup = resolver
-        .ipv4_lookup("old-mx.lab.test.")
-        .await
-        .expect("old host");
-    assert_addresses(lookup.answers(), "old-mx.lab.test.", STALE_IP);
-    let lookup = resolver
-        .ipv4_lookup("mx.lab.test.")
-        .await
-        .expect("current host");
-    assert_addresses(lookup.answers(), "mx.lab.test.", LOOPBACK);
+    assert_a_lookup(&resolver, "old-mx.lab.test.", STALE_IP).await;
+    assert_a_lookup(&resolver, "mx.lab.test.", LOOPBACK).await;
 }
 
 // Configuration and lifetime.
