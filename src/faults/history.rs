@@ -23,8 +23,16 @@ pub struct History {
     started: Instant,
     connections: AtomicU64,
     messages: AtomicU64,
-    greylist: Mutex<HashMap<Triplet, Instant>>,
+    greylist: Mutex<Greylist>,
     arrivals: Mutex<HashMap<usize, VecDeque<Instant>>>,
+}
+
+/// The triplets seen, and the order they were first seen in, so that the oldest can be
+/// forgotten in constant time once the list is full.
+#[derive(Debug, Default)]
+struct Greylist {
+    first_seen: HashMap<Triplet, Instant>,
+    order: VecDeque<Triplet>,
 }
 
 /// A greylisting triplet: the client's address, the sender and the recipient, lower-cased.
@@ -73,7 +81,7 @@ impl History {
             started: Instant::now(),
             connections: AtomicU64::new(0),
             messages: AtomicU64::new(0),
-            greylist: Mutex::new(HashMap::new()),
+            greylist: Mutex::new(Greylist::default()),
             arrivals: Mutex::new(HashMap::new()),
         }
     }
@@ -102,17 +110,15 @@ impl History {
     pub fn greylist(&self, triplet: Triplet, min_delay: Duration) -> Greylisted {
         let now = Instant::now();
         let mut seen = self.greylist.lock().expect("greylist lock");
-        match seen.get(&triplet) {
+        match seen.first_seen.get(&triplet) {
             None => {
-                if seen.len() >= MAX_TRIPLETS
-                    && let Some(oldest) = seen
-                        .iter()
-                        .min_by_key(|(_, at)| **at)
-                        .map(|(t, _)| t.clone())
+                if seen.order.len() >= MAX_TRIPLETS
+                    && let Some(oldest) = seen.order.pop_front()
                 {
-                    seen.remove(&oldest);
+                    seen.first_seen.remove(&oldest);
                 }
-                seen.insert(triplet, now);
+                seen.order.push_back(triplet.clone());
+                seen.first_seen.insert(triplet, now);
                 Greylisted::New
             }
             Some(first) => {
@@ -192,6 +198,28 @@ mod tests {
         assert!(!history.within_rate(0, 2, window));
         tokio::time::advance(Duration::from_secs(10)).await;
         assert!(history.within_rate(0, 2, window));
+    }
+
+    #[test]
+    fn a_full_greylist_forgets_its_oldest_triplet_first() {
+        let history = History::new();
+        let delay = Duration::from_secs(60);
+        let nth = |i: usize| {
+            Triplet::new(
+                "127.0.0.1".parse().unwrap(),
+                "a@x.test",
+                &format!("{i}@y.test"),
+            )
+        };
+        for i in 0..=MAX_TRIPLETS {
+            assert_eq!(history.greylist(nth(i), delay), Greylisted::New);
+        }
+        // The first one was forgotten to make room, so it is new again; the second is not.
+        assert_eq!(history.greylist(nth(0), delay), Greylisted::New);
+        assert!(matches!(
+            history.greylist(nth(MAX_TRIPLETS), delay),
+            Greylisted::TooSoon(_)
+        ));
     }
 
     #[test]
