@@ -89,10 +89,14 @@ impl std::fmt::Debug for CaptureStore {
 impl CaptureStore {
     /// A store in memory, and in `dir` too if one is given. At most `max_sessions_kept`
     /// transcripts are kept, oldest dropped first, so a long run stays bounded.
+    ///
+    /// Numbering continues after the highest message already in `dir`, so that a second run
+    /// into the same directory never overwrites the first one's files.
     pub fn new(dir: Option<PathBuf>, max_sessions_kept: usize) -> Self {
+        let next_id = dir.as_deref().map_or(1, |d| highest_id_in(d) + 1);
         Self {
             inner: Mutex::new(Inner {
-                next_id: 1,
+                next_id,
                 messages: Vec::new(),
                 sessions: VecDeque::new(),
             }),
@@ -180,6 +184,21 @@ impl CaptureStore {
         let inner = self.inner.lock().expect("capture lock");
         inner.sessions.iter().map(|t| t.snapshot()).collect()
     }
+}
+
+/// The highest `NNNNNN` of the `NNNNNN.eml` files in `dir`, or 0.
+fn highest_id_in(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            name.strip_suffix(".eml")?.parse::<u64>().ok()
+        })
+        .max()
+        .unwrap_or(0)
 }
 
 /// The current time in RFC 3339, UTC, to the millisecond.
@@ -277,6 +296,24 @@ mod tests {
             .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
             .collect();
         assert!(leftovers.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_second_store_in_the_same_directory_numbers_after_the_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = CaptureStore::new(Some(dir.path().to_path_buf()), 10);
+        first.store(message(b"one\r\n")).await.unwrap();
+        first.store(message(b"two\r\n")).await.unwrap();
+        let second = CaptureStore::new(Some(dir.path().to_path_buf()), 10);
+        assert_eq!(second.store(message(b"three\r\n")).await.unwrap().id, 3);
+        assert_eq!(
+            std::fs::read(dir.path().join("000001.eml")).unwrap(),
+            b"one\r\n"
+        );
+        assert_eq!(
+            std::fs::read(dir.path().join("000003.eml")).unwrap(),
+            b"three\r\n"
+        );
     }
 
     #[tokio::test]
