@@ -168,6 +168,18 @@ impl Server {
     /// Binds the listeners and starts serving.
     pub async fn start(config: ServerConfig) -> io::Result<Server> {
         let control = config.control.clone();
+        check_hostname(&config.hostname)?;
+        let needs_tls = config.smtps.is_some() || config.scenario.needs_tls();
+        if needs_tls && let Err(e) = crate::tls::try_catalogue(&config.hostname) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "scenario {:?} needs TLS, but {e}; give a --hostname under .test such as \
+                     mx.lab.test",
+                    config.scenario.name
+                ),
+            ));
+        }
         let scenario = Arc::new(config.scenario);
         let hostname: Arc<str> = Arc::from(config.hostname.as_str());
         let shared = Arc::new(Shared {
@@ -613,6 +625,24 @@ async fn turn_away(mut stream: TcpStream, hostname: Arc<str>) {
     Reply::too_many_sessions(&hostname).write_to(&mut out);
     let _ = stream.write_all(&out).await;
     let _ = stream.shutdown().await;
+}
+
+/// The server's name goes into every greeting and certificate: it must be a host name.
+fn check_hostname(hostname: &str) -> io::Result<()> {
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    if hostname.len() <= 253 && hostname.split('.').all(label_ok) {
+        return Ok(());
+    }
+    Err(io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("invalid hostname {hostname:?}: expected a host name such as mx.lab.test"),
+    ))
 }
 
 fn scenario_dns(shared: &Shared) -> Option<DnsSettings> {

@@ -349,6 +349,21 @@ impl Scenario {
         self.faults_at(stage).next().is_some()
     }
 
+    /// True when the scenario cannot do what it says without TLS: a certificate other than the
+    /// valid one, TLS required, a TLS version restriction, or a fault at a TLS stage or on a
+    /// TLS session.
+    pub fn needs_tls(&self) -> bool {
+        let tls = &self.tls;
+        let tls_fault = self.faults.iter().any(|f| {
+            matches!(f.stage, Stage::Starttls | Stage::TlsHandshake) || f.when.tls == Some(true)
+        });
+        tls.starttls
+            && (tls.certificate != CertVariant::Valid
+                || tls.required
+                || tls.versions != TlsVersions::Any
+                || tls_fault)
+    }
+
     /// True when an EHLO fault leaves out the STARTTLS keyword for every session.
     pub fn omits_starttls_always(&self) -> bool {
         self.faults_at(Stage::Ehlo).any(|f| {
