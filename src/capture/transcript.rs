@@ -57,7 +57,7 @@ pub struct Transcript {
 
 /// The most entries one transcript keeps; a client that sends endless commands cannot grow it
 /// without bound.
-const MAX_ENTRIES: usize = 2000;
+const MAX_ENTRIES: usize = 500;
 
 /// A live transcript, written by its session and read by anyone.
 #[derive(Debug, Clone)]

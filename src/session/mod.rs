@@ -860,8 +860,8 @@ fn redact(line: &[u8], command: &Command) -> String {
         Command::Auth { mechanism, .. } => format!("AUTH {mechanism} <redacted>"),
         _ => {
             let mut text = String::from_utf8_lossy(line).into_owned();
-            if text.len() > 1000 {
-                text.truncate(text.floor_char_boundary_compat(1000));
+            if text.len() > 256 {
+                text.truncate(text.floor_char_boundary_compat(256));
                 text.push_str("...");
             }
             text
