@@ -243,12 +243,12 @@ impl ProbeReport {
         let mut out = String::new();
         let _ = writeln!(out, "{}", self.verdict_line());
         let _ = writeln!(out, "  stage:      {}", self.stage.name());
-        let _ = writeln!(out, "  detail:     {}", self.detail);
+        let _ = writeln!(out, "  detail:     {}", terminal_safe(&self.detail));
         match &self.last_reply {
             Some(reply) => {
                 for (i, line) in reply.lines().enumerate() {
                     let label = if i == 0 { "last reply:" } else { "" };
-                    let _ = writeln!(out, "  {label:<11} {line}");
+                    let _ = writeln!(out, "  {label:<11} {}", terminal_safe(line));
                 }
             }
             None => {
@@ -278,11 +278,30 @@ impl ProbeReport {
                 "{:>8.1} ms  {} {}",
                 line.offset_ms,
                 line.direction.tag(),
-                line.text
+                terminal_safe(&line.text)
             );
         }
         out
     }
+}
+
+/// The remote's text as it can be shown on a terminal: control characters, which a hostile
+/// server could use to send escape sequences, are written as escapes such as `\u{1b}`.
+fn terminal_safe(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let escaped = text
+        .chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect();
+    std::borrow::Cow::Owned(escaped)
 }
 
 impl Serialize for ProbeReport {
@@ -409,6 +428,15 @@ mod tests {
             tried: Vec::new(),
             warnings: Vec::new(),
         }
+    }
+
+    #[test]
+    fn control_bytes_from_the_remote_are_escaped_for_the_terminal() {
+        assert_eq!(
+            terminal_safe("250 ok\u{0}\u{1b}[31mRED"),
+            "250 ok\\u{0}\\u{1b}[31mRED"
+        );
+        assert_eq!(terminal_safe("plain"), "plain");
     }
 
     #[test]
