@@ -90,6 +90,7 @@ pub fn router(server: ServerHandle, token: Option<String>) -> Router {
         .route("/api/scenario", get(get_scenario).put(put_scenario))
         .route("/api/counters", get(counters))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(api.clone(), require_token))
         .with_state(api)
 }
@@ -100,8 +101,9 @@ async fn require_token(State(api): State<Api>, request: Request, next: Next) -> 
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or("");
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map_or("", |(_, token)| token.trim());
         if !same(given.as_bytes(), token.as_bytes()) {
             return error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
         }
@@ -116,6 +118,13 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, axum::Json(json!({ "error": message.into() }))).into_response()
+}
+
+async fn method_not_allowed() -> Response {
+    error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "that method is not allowed on this endpoint",
+    )
 }
 
 async fn not_found() -> Response {
