@@ -228,7 +228,7 @@ impl Validator<'_> {
         {
             return Err(self.error(
                 raw.name.span(),
-                format!("`name` {name:?} may hold only letters, digits, `-` and `_`"),
+                format!("`name` {name:?} may hold only ASCII letters, digits, `-` and `_`"),
             ));
         }
         let faults = raw

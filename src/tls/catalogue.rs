@@ -365,7 +365,6 @@ fn write_atomically(path: &Path, contents: &str, secret: bool) -> io::Result<Pat
 #[cfg(test)]
 mod tests {
     use std::process::Command;
-    use std::time::Instant;
 
     use rustls::pki_types::pem::PemObject;
     use rustls::{CertificateError, ClientConfig, RootCertStore};
@@ -802,29 +801,5 @@ mod tests {
         assert!(text.contains("CA:TRUE"), "{text}");
         assert!(text.contains("Certificate Sign"), "{text}");
         assert!(text.contains("DNS:test"), "{text}");
-    }
-
-    /// Prints how long a first catalogue takes to generate, server configurations included.
-    ///
-    /// Run with `cargo test --lib tls -- --ignored --nocapture`. The figure is for reading, not
-    /// asserting: a timing assertion would only make the suite flaky on a busy machine.
-    #[test]
-    #[ignore]
-    fn print_the_time_a_first_catalogue_takes() {
-        let started = Instant::now();
-        let catalogue = catalogue("timing.lab.test");
-        for &variant in CertVariant::ALL {
-            for &versions in TlsVersions::ALL {
-                catalogue.server_config(variant, versions);
-            }
-        }
-        let first = started.elapsed();
-
-        let started = Instant::now();
-        let again = super::catalogue("timing.lab.test");
-        let cached = started.elapsed();
-        assert!(Arc::ptr_eq(&catalogue, &again));
-
-        println!("first catalogue with every server config: {first:?}; cached lookup: {cached:?}");
     }
 }
