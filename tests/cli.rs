@@ -170,6 +170,44 @@ async fn serve_fails(scenario: &str) -> String {
 }
 
 #[tokio::test]
+async fn serve_refuses_a_hostname_its_tls_scenario_cannot_have_a_certificate_for() {
+    let args = [
+        "serve",
+        "--scenario",
+        "cert-expired",
+        "--listen",
+        "127.0.0.1:0",
+    ];
+    let output = run_binary(&[&args[..], &["--hostname", "mx.example.com"]].concat()).await;
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(text(&output.stdout), "", "no listening line");
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("scenario \"cert-expired\" needs TLS"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("under .test"), "{stderr}");
+}
+
+#[tokio::test]
+async fn serve_refuses_a_hostname_that_is_not_a_host_name() {
+    let output = run_binary(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--hostname",
+        "mx.lab.test\r\n250 x",
+    ])
+    .await;
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        text(&output.stderr).contains("invalid hostname"),
+        "{}",
+        text(&output.stderr)
+    );
+}
+
+#[tokio::test]
 async fn serve_with_an_unknown_scenario_fails_and_says_where_to_look() {
     let stderr = serve_fails("nonexistent").await;
     assert!(

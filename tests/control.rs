@@ -550,6 +550,25 @@ async fn with_a_token_every_request_needs_the_bearer_token() {
     let response = http(serving.control, "GET", "/api/health", &right, b"").await;
     assert_eq!(response.status, 200);
     assert_eq!(response.json()["status"], "ok");
+    // RFC 9110: the scheme is case-insensitive.
+    let lower = [("Authorization", "bearer s3cret")];
+    let response = http(serving.control, "GET", "/api/health", &lower, b"").await;
+    assert_eq!(response.status, 200);
+}
+
+#[tokio::test]
+async fn a_method_an_endpoint_does_not_take_gets_405_with_a_json_error() {
+    let serving = Serving::start(&["--control", "127.0.0.1:0"]);
+
+    let response = http(serving.control, "POST", "/api/health", &[], b"").await;
+
+    assert_eq!(response.status, 405);
+    assert!(
+        response.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("not allowed")
+    );
 }
 
 #[tokio::test]

@@ -322,8 +322,17 @@ async fn put_scenario(State(api): State<Api>, headers: HeaderMap, body: Bytes) -
 /// there, so its mistakes are reported by the same validation; the positions then refer to the
 /// TOML form, which the error quotes.
 fn from_json(text: &str) -> Result<Scenario, String> {
-    let value: Value = serde_json::from_str(text)
-        .map_err(|e| format!("request body:{}:{}: {e}", e.line(), e.column()))?;
+    let value: Value = serde_json::from_str(text).map_err(|e| {
+        // serde_json's message ends with its own "at line L column C"; the position is
+        // given once, in front, as everywhere else.
+        let message = e.to_string();
+        let message = message
+            .split(" at line ")
+            .next()
+            .unwrap_or(&message)
+            .to_string();
+        format!("request body:{}:{}: {message}", e.line(), e.column())
+    })?;
     let toml_value = toml::Value::try_from(&value)
         .map_err(|e| format!("request body: cannot be a scenario: {e}"))?;
     let toml_text = toml::to_string(&toml_value)
