@@ -96,6 +96,18 @@ async fn s_client_verifies_the_valid_certificate_on_both_listeners() {
 }
 
 #[tokio::test]
+async fn s_client_verifies_the_rsa_certificate_and_sees_its_2048_bit_key() {
+    for (listener, run) in verdicts("cert-valid-rsa").await {
+        assert!(
+            run.stdout.contains("Verify return code: 0 (ok)\n")
+                && run.stdout.contains("Server public key is 2048 bit"),
+            "over {listener:?}:\n{}",
+            run.output()
+        );
+    }
+}
+
+#[tokio::test]
 async fn an_expired_certificate_is_verify_error_10() {
     assert_rejected(
         "cert-expired",

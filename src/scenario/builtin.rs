@@ -95,6 +95,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../scenarios/cert-incomplete-chain.toml"),
     ),
     (
+        "cert-valid-rsa.toml",
+        include_str!("../../scenarios/cert-valid-rsa.toml"),
+    ),
+    (
         "starttls-refused.toml",
         include_str!("../../scenarios/starttls-refused.toml"),
     ),

@@ -32,6 +32,10 @@ const OTHER_WRONG_HOST_NAME: &str = "other-host.invalid.test";
 /// The common name of the CA that signs [`CertVariant::UntrustedRoot`].
 const UNTRUSTED_CA_NAME: &str = "smtp-fault untrusted CA";
 
+/// The RSA-2048 key of the `valid-rsa` leaf. It is committed because *ring* cannot generate
+/// RSA keys; like the lab CA's key it protects nothing but lab certificates.
+const LAB_RSA_KEY_PEM: &str = include_str!("../../certs/leaf-rsa-key.pem");
+
 /// The common name of the intermediate CA that signs [`CertVariant::IncompleteChain`].
 const INTERMEDIATE_CA_NAME: &str = "smtp-fault lab intermediate CA";
 
@@ -172,7 +176,12 @@ impl Catalogue {
             };
             let params = leaf_params(subject, not_before, not_after)?;
 
-            let key = KeyPair::generate()?;
+            let key = match variant {
+                CertVariant::ValidRsa => {
+                    KeyPair::from_pem_and_sign_algo(LAB_RSA_KEY_PEM, &rcgen::PKCS_RSA_SHA256)?
+                }
+                _ => KeyPair::generate()?,
+            };
             let cert = match variant {
                 CertVariant::SelfSigned => params.self_signed(&key)?,
                 CertVariant::UntrustedRoot => params.signed_by(&key, &untrusted)?,
@@ -496,6 +505,19 @@ mod tests {
     fn valid_completes_the_handshake() {
         let server = catalogue(HOST).server_config(CertVariant::Valid, TlsVersions::Any);
         handshake(lab_client_config(TlsVersions::Any), HOST, server).unwrap();
+    }
+
+    #[test]
+    fn valid_rsa_completes_the_handshake_with_an_rsa_key() {
+        let server = catalogue(HOST).server_config(CertVariant::ValidRsa, TlsVersions::Any);
+        handshake(lab_client_config(TlsVersions::Any), HOST, server).unwrap();
+        let catalogue = catalogue(HOST);
+        let key = KeyPair::from_pem(&catalogue.leaf(CertVariant::ValidRsa).key_pem).unwrap();
+        assert!(
+            key.is_compatible(&rcgen::PKCS_RSA_SHA256),
+            "{:?}",
+            key.algorithm()
+        );
     }
 
     #[test]

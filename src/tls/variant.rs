@@ -13,9 +13,10 @@ use super::TlsError;
 /// checks the name it connected to; each fails for a different reason, so that each of the
 /// causes of "450 4.7.320 Certificate validation failed" can be reproduced on its own.
 ///
-/// There is no variant with a weak (1024-bit RSA) key. A server has to sign its handshake with
-/// the leaf's key, and the *ring* provider neither generates RSA keys nor signs with one shorter
-/// than 2048 bits.
+/// Every leaf has an ECDSA P-256 key generated at start-up, except `valid-rsa`, whose RSA-2048
+/// key is committed in `certs/` because the *ring* provider cannot generate RSA keys. There is
+/// no variant with a weak (1024-bit RSA) key: a server has to sign its handshake with the leaf's
+/// key, and *ring* does not sign with an RSA key shorter than 2048 bits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum CertVariant {
@@ -33,6 +34,8 @@ pub enum CertVariant {
     UntrustedRoot,
     /// Signed by an intermediate CA under the lab CA, which the server leaves out of the chain.
     IncompleteChain,
+    /// Like `Valid`, with an RSA-2048 key, for senders that want or only accept RSA.
+    ValidRsa,
 }
 
 impl CertVariant {
@@ -45,6 +48,7 @@ impl CertVariant {
         Self::SelfSigned,
         Self::UntrustedRoot,
         Self::IncompleteChain,
+        Self::ValidRsa,
     ];
 
     /// The variant's name as scenarios, file names and the command line spell it.
@@ -57,6 +61,7 @@ impl CertVariant {
             Self::SelfSigned => "self-signed",
             Self::UntrustedRoot => "untrusted-root",
             Self::IncompleteChain => "incomplete-chain",
+            Self::ValidRsa => "valid-rsa",
         }
     }
 
@@ -92,6 +97,10 @@ impl CertVariant {
             Self::IncompleteChain => {
                 "A certificate for the hostname signed by an intermediate CA \
                                       that the server leaves out of the chain it sends."
+            }
+            Self::ValidRsa => {
+                "A certificate for the hostname, signed by the lab CA and in date, with an \
+                 RSA-2048 key."
             }
         }
     }
@@ -160,7 +169,7 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "unknown certificate variant \"weak-key\": expected one of valid, expired, \
-             not-yet-valid, wrong-host, self-signed, untrusted-root, incomplete-chain"
+             not-yet-valid, wrong-host, self-signed, untrusted-root, incomplete-chain, valid-rsa"
         );
     }
 
