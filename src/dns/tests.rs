@@ -22,6 +22,7 @@ use hickory_resolver::net::udp::UdpClientStream;
 use hickory_resolver::net::{DnsError, NetError};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
+use super::zone::tests::addresses;
 use super::{DnsConfig, DnsFault, DnsServer, MX_PREFERENCE};
 
 const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -206,17 +207,6 @@ fn mx(records: &[Record]) -> Vec<(u16, Name)> {
         .iter()
         .filter_map(|r| match &r.data {
             RData::MX(mx) => Some((mx.preference, mx.exchange.clone())),
-            _ => None,
-        })
-        .collect()
-}
-
-fn addresses(records: &[Record]) -> Vec<(Name, IpAddr)> {
-    records
-        .iter()
-        .filter_map(|r| match r.data {
-            RData::A(a) => Some((r.name.clone(), IpAddr::V4(a.0))),
-            RData::AAAA(aaaa) => Some((r.name.clone(), IpAddr::V6(aaaa.0))),
             _ => None,
         })
         .collect()

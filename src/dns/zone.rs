@@ -299,7 +299,7 @@ fn address(name: &Name, ip: IpAddr, ttl: u32) -> Record {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::iter;
     use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -341,7 +341,8 @@ mod tests {
             .collect()
     }
 
-    fn addresses(records: &[Record]) -> Vec<(Name, IpAddr)> {
+    /// The A and AAAA records among `records`, as name and address.
+    pub(in crate::dns) fn addresses(records: &[Record]) -> Vec<(Name, IpAddr)> {
         records
             .iter()
             .filter_map(|r| match r.data {
