@@ -4,7 +4,7 @@
 //! probe, prints the report and returns the exit status, and [`run_cli_blocking`] does the same
 //! on a runtime of its own for a synchronous `main`:
 //!
-//! ```ignore
+//! ```text
 //! /// Play a sending connector against a destination and name the error it would report.
 //! Probe(smtp_fault::probe::ProbeArgs),
 //! // ...
