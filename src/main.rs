@@ -32,7 +32,7 @@ struct Cli {
 enum Commands {
     /// Run the server with a scenario.
     #[command(after_help = "Examples:\n  \
-        smtp-fault serve                                    # healthy receiver on 127.0.0.1:2525\n  \
+        smtp-fault serve                              # healthy receiver on 127.0.0.1:2525\n  \
         smtp-fault serve --scenario mailbox-full\n  \
         smtp-fault serve --scenario ./my.toml --listen 127.0.0.1:0 --capture-dir /tmp/mail\n  \
         smtp-fault serve --scenario cert-expired --listen-tls 127.0.0.1:4650\n  \

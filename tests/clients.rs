@@ -525,8 +525,8 @@ async fn the_capture_dir_holds_each_message_byte_for_byte_beside_its_envelope() 
     let (dir, capture) = capture_dir();
     let serve = Serve::start(&["--scenario", "accept", "--capture-dir", &capture]).await;
     let mut message = b"Subject: =?utf-8?q?caf=C3=A9?=\r\n\r\n".to_vec();
-    message
-        .extend_from_slice(".dot first\r\n..two dots\r\n.\r\nnaïve café 🦀\r\nend\r\n".as_bytes());
+    let body = ".dot first\r\n..two dots\r\n.\r\nnaïve café 🦀\r\nend\r\n";
+    message.extend_from_slice(body.as_bytes());
 
     let (output, _) = curl(&serve, &["to@b.test", "cc@c.test"], &message, &[]).await;
     assert_exit(&output, 0, &["< 250 2.0.0 OK"]);

@@ -16,16 +16,24 @@
 //!
 //! # Verdicts
 //!
-//! | verdict | when |
-//! |---|---|
-//! | `450 4.4.312` DNS query failed | NXDOMAIN, no MX and no address records, SERVFAIL, REFUSED, or the resolver did not answer |
-//! | `450 4.4.315` Connection timed out | the TCP connection was not answered within `--timeout-connect` |
-//! | `450 4.4.316` Connection refused | the SYN was answered with an RST |
-//! | `450 4.4.317` Cannot connect to remote server | an error greeting; EHLO and HELO refused; TLS required and STARTTLS not offered; STARTTLS refused; a TLS handshake failure not about the certificate (no common version, a handshake alert); a greeting that is not SMTP |
-//! | `450 4.4.318` Connection was closed abruptly | FIN, RST or silence part-way: no greeting, a drop after EHLO or MAIL, a drop or stall during the TLS handshake, the message body or after the final dot; or a reply that breaks the protocol once the session is under way |
-//! | `450 4.7.320` Certificate validation failed | `--tls require` and the certificate is expired, not yet valid, for another name, self-signed or from an untrusted issuer |
-//! | other | any other 4xx or 5xx reply, to MAIL, RCPT, DATA or the final dot, quoted as given; or a null MX |
-//! | delivered | the message was accepted (`--send`), or the recipient was (`would be delivered`) |
+//! - `450 4.4.312` DNS query failed: NXDOMAIN, no MX and no address records, SERVFAIL,
+//!   REFUSED, or the resolver did not answer.
+//! - `450 4.4.315` Connection timed out: the TCP connection was not answered within
+//!   `--timeout-connect`.
+//! - `450 4.4.316` Connection refused: the SYN was answered with an RST.
+//! - `450 4.4.317` Cannot connect to remote server: an error greeting; EHLO and HELO refused;
+//!   TLS required and STARTTLS not offered; STARTTLS refused; a TLS handshake failure not about
+//!   the certificate (no common version, a handshake alert); a greeting that is not SMTP.
+//! - `450 4.4.318` Connection was closed abruptly: FIN, RST or silence part-way: a reset as the
+//!   connection opens, no greeting, a drop after EHLO or MAIL, a drop or stall during the TLS
+//!   handshake, the message body or after the final dot; or a reply that breaks the protocol
+//!   once the session is under way.
+//! - `450 4.7.320` Certificate validation failed: `--tls require` and the certificate is
+//!   expired, not yet valid, for another name, self-signed or from an untrusted issuer.
+//! - other: any other 4xx or 5xx reply, to MAIL, RCPT, DATA or the final dot, quoted as given;
+//!   or a null MX.
+//! - delivered: the message was accepted (`--send`), or the recipient was (`would be
+//!   delivered`).
 //!
 //! In opportunistic mode (the default) a certificate that fails validation is still used, as
 //! opportunistic senders do, and what is wrong with it is reported as a warning. Once STARTTLS is

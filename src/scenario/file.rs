@@ -387,7 +387,10 @@ impl Validator<'_> {
             if !zone.contains('.') || !zone.split('.').all(label_ok) {
                 return Err(self.error(
                     v.span(),
-                    format!("invalid zone {zone:?}: expected a name of two labels or more, such as \"lab.test\""),
+                    format!(
+                        "invalid zone {zone:?}: expected a name of two labels or more, \
+                         such as \"lab.test\""
+                    ),
                 ));
             }
             settings.zone = zone;
@@ -498,7 +501,8 @@ impl Validator<'_> {
                 if stage != Stage::Rcpt {
                     return Err(self.error(
                         f.stage.span(),
-                        "a `greylist` fault only applies at stage \"rcpt\", where the triplet is known",
+                        "a `greylist` fault only applies at stage \"rcpt\", \
+                         where the triplet is known",
                     ));
                 }
                 let min_delay_ms = match &f.min_delay_ms {
@@ -602,7 +606,10 @@ impl Validator<'_> {
                 if u16::from(e.class) != code / 100 {
                     return Err(self.error(
                         v.span(),
-                        format!("enhanced code {e} does not belong with reply code {code}; RFC 3463 asks for the same class"),
+                        format!(
+                            "enhanced code {e} does not belong with reply code {code}; \
+                             RFC 3463 asks for the same class"
+                        ),
                     ));
                 }
                 Some(e)
@@ -766,7 +773,10 @@ impl Validator<'_> {
                 "message" if before_mail => {
                     return Err(self.error(
                         v.span(),
-                        format!("`when.chance_per = \"message\"` cannot apply at stage \"{stage}\", before MAIL FROM"),
+                        format!(
+                            "`when.chance_per = \"message\"` cannot apply at stage \"{stage}\", \
+                             before MAIL FROM"
+                        ),
                     ));
                 }
                 "message" => ChancePer::Message,
@@ -960,7 +970,8 @@ mod tests {
         .unwrap();
         assert_eq!(s.faults[0].when.attempts, Some("2".parse().unwrap()));
         let err = error_at(
-            "[[faults]]\nstage = \"connect\"\nkind = \"close\"\n[faults.when]\nattempts = \"2-1\"\n",
+            "[[faults]]\nstage = \"connect\"\nkind = \"close\"\n\
+             [faults.when]\nattempts = \"2-1\"\n",
         );
         assert!(
             err.contains("t.toml:10:12: `when.attempts`: invalid range"),
