@@ -237,7 +237,7 @@ impl Condition {
                 .is_none_or(|range| facts.message > 0 && range.contains(facts.message))
             && self
                 .every_nth_message
-                .is_none_or(|k| facts.message > 0 && facts.message % k.max(1) == 0)
+                .is_none_or(|k| facts.message > 0 && facts.message.is_multiple_of(k.max(1)))
             && self
                 .window_ms
                 .is_none_or(|(from, to)| (from..to).contains(&facts.uptime_ms))
@@ -248,11 +248,6 @@ impl Condition {
                 };
                 super::draw(facts.seed, unit, chance.salt) < chance.probability
             })
-    }
-
-    /// True when nothing is set, so the condition always holds.
-    pub fn is_always(&self) -> bool {
-        *self == Condition::default()
     }
 }
 

@@ -16,7 +16,7 @@ pub use builtin::{BUILTIN, builtin, builtin_names};
 pub use file::ScenarioError;
 
 use crate::dns::DnsFault;
-use crate::faults::{Fault, FaultKind, Stage};
+use crate::faults::{Fault, Stage};
 use crate::protocol::BareNewlines;
 use crate::tls::{CertVariant, TlsVersions};
 
@@ -362,14 +362,6 @@ impl Scenario {
                 || tls.required
                 || tls.versions != TlsVersions::Any
                 || tls_fault)
-    }
-
-    /// True when an EHLO fault leaves out the STARTTLS keyword for every session.
-    pub fn omits_starttls_always(&self) -> bool {
-        self.faults_at(Stage::Ehlo).any(|f| {
-            f.when.is_always()
-                && matches!(&f.kind, FaultKind::OmitExtension(o) if o.extension == "STARTTLS")
-        })
     }
 }
 

@@ -861,25 +861,11 @@ fn redact(line: &[u8], command: &Command) -> String {
         _ => {
             let mut text = String::from_utf8_lossy(line).into_owned();
             if text.len() > 256 {
-                text.truncate(text.floor_char_boundary_compat(256));
+                text.truncate(text.floor_char_boundary(256));
                 text.push_str("...");
             }
             text
         }
-    }
-}
-
-trait FloorCharBoundary {
-    fn floor_char_boundary_compat(&self, index: usize) -> usize;
-}
-
-impl FloorCharBoundary for String {
-    fn floor_char_boundary_compat(&self, mut index: usize) -> usize {
-        index = index.min(self.len());
-        while !self.is_char_boundary(index) {
-            index -= 1;
-        }
-        index
     }
 }
 
