@@ -396,7 +396,7 @@ impl ServerHandle {
             attempts: self.shared.scenario.borrow().history.attempts(),
             active_sessions: c.active_sessions.load(Ordering::Relaxed),
             over_limit: c.over_limit.load(Ordering::Relaxed),
-            messages: self.shared.capture.messages().len() as u64,
+            messages: self.shared.capture.len() as u64,
         }
     }
 

@@ -139,6 +139,16 @@ impl CaptureStore {
         self.inner.lock().expect("capture lock").messages.clone()
     }
 
+    /// How many messages are stored.
+    pub fn len(&self) -> usize {
+        self.inner.lock().expect("capture lock").messages.len()
+    }
+
+    /// True when no message is stored.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// The message with this id.
     pub fn message(&self, id: u64) -> Option<Arc<Message>> {
         let inner = self.inner.lock().expect("capture lock");

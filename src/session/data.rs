@@ -38,9 +38,7 @@ impl<S: Socket> Session<S> {
                 && decoder.octets() >= fault.after_bytes
             {
                 let fault = body_fault.take().expect("checked above");
-                let description = fault.describe();
-                info!(fault = %description, "fault fired");
-                self.transcript.fault(&description);
+                self.fired(&fault);
                 match fault.kind {
                     FaultKind::Reply(reply) => {
                         // A reply in the middle of the data: the rest of the message is read

@@ -24,7 +24,7 @@ pub use stream::{Socket, Stream};
 
 use crate::capture::{CaptureStore, Direction, TranscriptHandle};
 use crate::faults::{
-    self, Facts, FaultKind, History, ReplyFault, Stage, Stall, Then, Throttle, Triplet,
+    self, Facts, Fault, FaultKind, History, ReplyFault, Stage, Stall, Then, Throttle, Triplet,
 };
 use crate::protocol::{BodyType, Command, EnhancedCode, LineOutcome, LineReader, Reply};
 use crate::scenario::Scenario;
@@ -359,7 +359,6 @@ impl<S: Socket> Session<S> {
         let mut decision = Decision::Normal;
         for index in chosen {
             let fault = &scenario.faults[index];
-            let description = fault.describe();
             decision = match &fault.kind {
                 FaultKind::Greylist(greylist) => {
                     let triplet = Triplet::new(
@@ -370,7 +369,7 @@ impl<S: Socket> Session<S> {
                     let state = self.env.history.greylist(triplet, greylist.min_delay());
                     match greylist.refusal(state) {
                         Some(reply) => {
-                            self.fired(&description);
+                            self.fired(fault);
                             Decision::Reply(ReplyFault::new(reply))
                         }
                         None => {
@@ -387,11 +386,11 @@ impl<S: Socket> Session<S> {
                     {
                         continue;
                     }
-                    self.fired(&description);
+                    self.fired(fault);
                     Decision::Reply(ReplyFault::new(limit.refusal()))
                 }
                 FaultKind::Delay(delay) => {
-                    self.fired(&description);
+                    self.fired(fault);
                     Box::pin(self.flush()).await?;
                     if !Box::pin(delay.wait(&self.env.shutdown)).await {
                         self.reply(Reply::shutting_down(&self.env.hostname));
@@ -400,28 +399,28 @@ impl<S: Socket> Session<S> {
                     continue;
                 }
                 FaultKind::Throttle(throttle) => {
-                    self.fired(&description);
+                    self.fired(fault);
                     self.throttle = Some(*throttle);
                     continue;
                 }
                 FaultKind::OmitExtension(_) => {
-                    self.fired(&description);
+                    self.fired(fault);
                     continue;
                 }
                 FaultKind::Reply(reply) => {
-                    self.fired(&description);
+                    self.fired(fault);
                     Decision::Reply(reply.clone())
                 }
                 FaultKind::Close(_) => {
-                    self.fired(&description);
+                    self.fired(fault);
                     Decision::End(Ending::Fin)
                 }
                 FaultKind::Reset(_) => {
-                    self.fired(&description);
+                    self.fired(fault);
                     Decision::End(Ending::Reset)
                 }
                 FaultKind::Stall(stall) => {
-                    self.fired(&description);
+                    self.fired(fault);
                     self.stall(*stall).await?;
                     Decision::End(Ending::Fin)
                 }
@@ -431,9 +430,12 @@ impl<S: Socket> Session<S> {
         Ok(decision)
     }
 
-    fn fired(&self, description: &str) {
+    /// Logs and records a fault that fired; described only then, since most matches of a
+    /// greylist or rate limit let the command through.
+    fn fired(&self, fault: &Fault) {
+        let description = fault.describe();
         info!(fault = %description, "fault fired");
-        self.transcript.fault(description);
+        self.transcript.fault(&description);
     }
 
     /// Sends what was queued before the stall, then goes silent. The flush is boxed and the
