@@ -220,15 +220,24 @@ async fn every_built_in_scenario_reproduces_the_error_it_declares() {
                 ));
             }
         }
+        // The exit status the README documents for the declared error; for "other", the class
+        // of the reply the scenario declares.
         let expected_exit = match declared.error {
             DocumentedError::None => 0,
-            _ => report.exit_code(),
+            DocumentedError::DnsQueryFailed => 12,
+            DocumentedError::ConnectionTimedOut => 15,
+            DocumentedError::ConnectionRefused => 16,
+            DocumentedError::CannotConnect => 17,
+            DocumentedError::ConnectionClosed => 18,
+            DocumentedError::CertificateValidationFailed => 20,
+            DocumentedError::Other => match declared.reply.as_deref().map(|r| &r[..1]) {
+                Some("4") => 30,
+                _ => 31,
+            },
         };
-        if report.exit_code() != expected_exit
-            || (declared.error != DocumentedError::None && expected_exit == 0)
-        {
+        if report.exit_code() != expected_exit {
             failures.push(format!(
-                "{name}: exit status {} for {}",
+                "{name}: exit status {} for {}, expected {expected_exit}",
                 report.exit_code(),
                 declared.label()
             ));
